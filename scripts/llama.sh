@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Fetches and builds llama.cpp (library + llama-server + llama-bench) into the cache, keyed by
+# version, and prints the install prefix on its last line.
+#
+# The source comes from the npm package node-llama-cpp, which carries the llama.cpp release it
+# was built against as a git bundle. Override with:
+#   LLMQ_LLAMA_SRC=/path/to/llama.cpp   build that source tree instead (cached by its path + HEAD)
+#   LLMQ_LLAMA_PREFIX=/path/to/prefix   use an installed `llama` CMake package as is (nothing built)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/common.sh"
+
+NLC_VERSION=3.21.1   # npm node-llama-cpp version that carries the bundle
+LLAMA_TAG=v0.4.0     # llama.cpp release inside it (checked against llama.cpp.info.json)
+
+if [[ -n "${LLMQ_LLAMA_PREFIX:-}" ]]; then
+  [[ -f "$LLMQ_LLAMA_PREFIX/lib/cmake/llama/llama-config.cmake" || -f "$LLMQ_LLAMA_PREFIX/lib64/cmake/llama/llama-config.cmake" ]] \
+    || die "LLMQ_LLAMA_PREFIX=$LLMQ_LLAMA_PREFIX holds no llama CMake package (lib/cmake/llama/llama-config.cmake)"
+  echo "$LLMQ_LLAMA_PREFIX"; exit 0
+fi
+
+if [[ -n "${LLMQ_LLAMA_SRC:-}" ]]; then
+  src=$(cd "$LLMQ_LLAMA_SRC" && pwd)
+  key="custom-$(echo "$src" | sha256sum | cut -c1-12)-$(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo nogit)"
+else
+  key="$LLAMA_TAG-nlc$NLC_VERSION"
+fi
+root="$LLMQ_CACHE/llama.cpp/$key"
+prefix="$root/install"
+if [[ -f "$prefix/.complete" ]]; then echo "$prefix"; exit 0; fi
+
+mkdir -p "$root"
+if [[ -z "${LLMQ_LLAMA_SRC:-}" ]]; then
+  src="$root/src"
+  if [[ ! -f "$src/CMakeLists.txt" ]]; then
+    log "fetching llama.cpp $LLAMA_TAG from npm node-llama-cpp@$NLC_VERSION"
+    tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+    (cd "$tmp" && npm pack --silent "node-llama-cpp@$NLC_VERSION" >/dev/null && tar xzf node-llama-cpp-*.tgz)
+    tag=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["tag"])' "$tmp/package/llama/llama.cpp.info.json")
+    [[ "$tag" == "$LLAMA_TAG" ]] || die "node-llama-cpp@$NLC_VERSION carries llama.cpp $tag, expected $LLAMA_TAG"
+    rm -rf "$src"
+    git clone --quiet "$tmp/package/llama/gitRelease.bundle" "$src" 2>/dev/null
+  fi
+fi
+
+log "building llama.cpp ($key) into $prefix; takes several minutes on 2 cores, once"
+cmake -S "$src" -B "$root/build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DBUILD_SHARED_LIBS=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+  -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_APP=OFF -DLLAMA_TOOLS_INSTALL=OFF \
+  -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF \
+  -DCMAKE_POSITION_INDEPENDENT_CODE=ON -DCMAKE_INSTALL_PREFIX="$prefix" >"$root/configure.log" 2>&1 \
+  || { tail -30 "$root/configure.log" >&2; die "llama.cpp configure failed (log: $root/configure.log)"; }
+cmake --build "$root/build" --target llama ggml llama-server llama-bench -j "$(nproc)" >"$root/build.log" 2>&1 \
+  || { tail -30 "$root/build.log" >&2; die "llama.cpp build failed (log: $root/build.log)"; }
+cmake --install "$root/build" >"$root/install.log" 2>&1 \
+  || { tail -30 "$root/install.log" >&2; die "llama.cpp install failed (log: $root/install.log)"; }
+mkdir -p "$prefix/bin"
+cp "$root/build/bin/llama-server" "$root/build/bin/llama-bench" "$prefix/bin/"
+touch "$prefix/.complete"
+echo "$prefix"

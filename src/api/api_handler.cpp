@@ -1,0 +1,194 @@
+#include "api/api_handler.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <cctype>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "api/event_channel.h"
+#include "api/job_follower.h"
+#include "api/prompt.h"
+#include "http/sse.h"
+
+namespace llmq {
+namespace {
+
+using boost::asio::awaitable;
+using namespace boost::asio::experimental::awaitable_operators;
+namespace bhttp = boost::beast::http;
+
+http::Response error_response(const ApiError& err, bool keep_alive) {
+  return http::json_response(static_cast<bhttp::status>(err.status), err.to_json(), keep_alive);
+}
+
+http::Response with_retry_after(http::Response res, int seconds) {
+  res.set(bhttp::field::retry_after, std::to_string(seconds));
+  return res;
+}
+
+std::string new_request_id() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "req_%016llx", static_cast<unsigned long long>(rng()));
+  return buf;
+}
+
+bool is_json_content_type(std::string_view value) {
+  constexpr std::string_view kJson = "application/json";
+  if (value.size() < kJson.size()) return false;
+  for (std::size_t i = 0; i < kJson.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(value[i])) != kJson[i]) return false;
+  }
+  return value.size() == kJson.size() || value[kJson.size()] == ';' || value[kJson.size()] == ' ';
+}
+
+// HTTP status for a job that ended in an error, when answering without a stream.
+bhttp::status status_of(const ErrorEvent& e) {
+  if (e.code == "deadline_exceeded") return bhttp::status::gateway_timeout;
+  if (e.code == "shutting_down") return bhttp::status::service_unavailable;
+  return bhttp::status::internal_server_error;
+}
+
+// Follows the job as an SSE stream until its done/error event or until the stream breaks.
+awaitable<void> stream_events(JobFollower& follower, http::Exchange& exchange) {
+  if (!co_await exchange.open_stream(bhttp::status::ok, "text/event-stream")) co_return;
+  std::int64_t id = 0;
+  JobEvent event = follower.queued();
+  while (true) {
+    if (!co_await exchange.write_chunk(http::sse_event(id++, event_name(event), event_json(event)))) {
+      co_return;
+    }
+    if (follower.finished()) break;
+    event = co_await follower.next();
+  }
+  co_await exchange.close_stream();
+}
+
+// Follows the job to its end and answers with one JSON document.
+awaitable<void> answer_once(JobFollower& follower, const std::string& id, http::Exchange& exchange) {
+  std::string text;
+  while (!follower.finished()) {
+    JobEvent event = co_await follower.next();
+    if (auto* token = std::get_if<TokenEvent>(&event)) text += token->text;
+    if (auto* error = std::get_if<ErrorEvent>(&event)) {
+      ApiError err{static_cast<int>(status_of(*error)), error->code, error->message, {}};
+      co_await exchange.reply(error_response(err, exchange.keep_alive()));
+      co_return;
+    }
+    if (auto* done = std::get_if<DoneEvent>(&event)) {
+      nlohmann::json body = {{"id", id},
+                             {"text", text},
+                             {"finish_reason", done->finish_reason},
+                             {"usage", usage_json(done->usage)},
+                             {"timings", timings_json(done->timings)}};
+      co_await exchange.reply(http::json_response(
+          bhttp::status::ok, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+          exchange.keep_alive()));
+    }
+  }
+}
+
+}  // namespace
+
+ApiHandler::ApiHandler(ServiceState& state, ApiOptions options)
+    : state_(state), options_(std::move(options)) {}
+
+awaitable<void> ApiHandler::handle(const http::Request& request, http::Exchange& exchange) {
+  std::string_view target = request.target();
+  target = target.substr(0, target.find('?'));
+  const bool keep_alive = exchange.keep_alive();
+  const auto method = request.method();
+
+  if (target == "/api/v1/req") {
+    if (method == bhttp::verb::post) co_return co_await submit(request, exchange);
+  } else if (target == "/healthz") {
+    if (method == bhttp::verb::get || method == bhttp::verb::head) {
+      co_return co_await exchange.reply(
+          http::json_response(bhttp::status::ok, R"({"status":"ok"})", keep_alive));
+    }
+  } else if (target == "/readyz") {
+    if (method == bhttp::verb::get || method == bhttp::verb::head) {
+      co_return co_await exchange.reply(readiness(keep_alive));
+    }
+  } else {
+    co_return co_await exchange.reply(error_response(
+        {404, "not_found", "no route " + std::string(target), {}}, keep_alive));
+  }
+  co_await exchange.reply(error_response(
+      {405, "method_not_allowed",
+       std::string(request.method_string()) + " is not allowed on " + std::string(target), {}},
+      keep_alive));
+}
+
+http::Response ApiHandler::readiness(bool keep_alive) const {
+  if (state_.draining.load()) {
+    return with_retry_after(
+        http::json_response(bhttp::status::service_unavailable, R"({"status":"draining"})",
+                            keep_alive), 5);
+  }
+  if (state_.engine.load() == nullptr) {
+    return with_retry_after(
+        http::json_response(bhttp::status::service_unavailable, R"({"status":"loading"})",
+                            keep_alive), 1);
+  }
+  return http::json_response(bhttp::status::ok, R"({"status":"ready"})", keep_alive);
+}
+
+awaitable<void> ApiHandler::submit(const http::Request& request, http::Exchange& exchange) {
+  const bool keep_alive = exchange.keep_alive();
+  const auto refuse = [&](const ApiError& err) { return exchange.reply(error_response(err, keep_alive)); };
+
+  if (!is_json_content_type(request[bhttp::field::content_type])) {
+    co_return co_await refuse({415, "unsupported_media_type", "Content-Type must be application/json", {}});
+  }
+  if (state_.draining.load()) {
+    co_return co_await exchange.reply(with_retry_after(
+        error_response({503, "shutting_down", "the server is shutting down", {}}, keep_alive), 5));
+  }
+  const Engine* engine = state_.engine.load();
+  if (engine == nullptr) {
+    co_return co_await exchange.reply(with_retry_after(
+        error_response({503, "not_ready", "the model is still loading", {}}, keep_alive), 1));
+  }
+
+  ParseResult parsed = parse_request(request.body(), options_.parse_limits);
+  if (auto* err = std::get_if<ApiError>(&parsed)) co_return co_await refuse(*err);
+  PromptResult prompt = validate_for_model(std::move(std::get<ParsedRequest>(parsed)), *engine);
+  if (auto* err = std::get_if<ApiError>(&prompt)) co_return co_await refuse(*err);
+  ValidatedRequest validated = std::move(std::get<ValidatedRequest>(prompt));
+
+  const std::int64_t timeout_ms = validated.params.timeout_ms.value_or(options_.default_timeout_ms);
+  std::optional<Clock::time_point> deadline;
+  if (timeout_ms > 0) deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  const bool stream = validated.params.stream;
+  const std::string id = new_request_id();
+  auto channel = std::make_shared<EventChannel>(co_await boost::asio::this_coro::executor);
+  auto job = std::make_shared<Job>(id, std::move(validated), deadline, channel);
+
+  switch (state_.queue.push(job)) {
+    case PushResult::accepted:
+      break;
+    case PushResult::full:
+      co_return co_await exchange.reply(with_retry_after(
+          error_response({429, "queue_full", "the queue is full; retry later", {}}, keep_alive), 1));
+    case PushResult::closed:
+      co_return co_await exchange.reply(with_retry_after(
+          error_response({503, "shutting_down", "the server is shutting down", {}}, keep_alive), 5));
+  }
+
+  JobFollower follower(job, channel, state_.queue, options_.ping_interval);
+  if (stream) {
+    co_await (stream_events(follower, exchange) || exchange.client_gone());
+  } else {
+    co_await (answer_once(follower, id, exchange) || exchange.client_gone());
+  }
+  if (!follower.finished()) {
+    spdlog::debug("request {}: client left, job cancelled", id);
+    follower.abandon();
+  }
+}
+
+}  // namespace llmq

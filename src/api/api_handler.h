@@ -1,0 +1,47 @@
+// ApiHandler: llmq's routes. It admits requests into the queue and follows each job to its end,
+// streaming (SSE) or answering once (JSON).
+//
+// Routes: POST /api/v1/req, GET /healthz, GET /readyz. Everything else is a JSON 404 (or 405
+// for a known path with the wrong method).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+
+#include "api/validation.h"
+#include "engine/engine.h"
+#include "http/server.h"
+#include "queue/job_queue.h"
+
+namespace llmq {
+
+struct ApiOptions {
+  std::chrono::milliseconds ping_interval{1000};  // SSE ping period
+  std::int64_t default_timeout_ms = 600000;       // deadline when a request sets none; 0: none
+  ParseLimits parse_limits;                       // request parsing defaults
+};
+
+// What the handler shares with the process that runs it.
+struct ServiceState {
+  explicit ServiceState(JobQueue& q) : queue(q) {}
+  JobQueue& queue;                             // LLM_INFERENCE
+  std::atomic<const Engine*> engine{nullptr};  // set once the model is loaded: ready from then
+  std::atomic<bool> draining{false};           // shutting down: refuse new work
+};
+
+class ApiHandler final : public http::Handler {
+ public:
+  ApiHandler(ServiceState& state, ApiOptions options);
+
+  boost::asio::awaitable<void> handle(const http::Request& request,
+                                      http::Exchange& exchange) override;
+
+ private:
+  boost::asio::awaitable<void> submit(const http::Request& request, http::Exchange& exchange);
+  http::Response readiness(bool keep_alive) const;
+
+  ServiceState& state_;
+  const ApiOptions options_;
+};
+
+}  // namespace llmq

@@ -1,0 +1,67 @@
+#include "api/job_follower.h"
+
+#include <algorithm>
+
+namespace llmq {
+namespace {
+
+std::int64_t ms_since(Clock::time_point from, Clock::time_point now) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(now - from).count();
+}
+
+}  // namespace
+
+JobFollower::JobFollower(JobPtr job, std::shared_ptr<EventChannel> channel, JobQueue& queue,
+                         std::chrono::milliseconds ping_interval)
+    : job_(std::move(job)),
+      channel_(std::move(channel)),
+      queue_(queue),
+      ping_interval_(ping_interval),
+      last_event_(Clock::now()) {}
+
+QueuedEvent JobFollower::queued() const {
+  const std::int64_t position = queue_.position(job_->id()).value_or(0);
+  return {job_->id(), position, std::max(queue_.depth(), position + 1)};
+}
+
+boost::asio::awaitable<JobEvent> JobFollower::next() {
+  while (true) {
+    Clock::time_point wake = last_event_ + ping_interval_;
+    if (!started_ && job_->deadline()) wake = std::min(wake, *job_->deadline());
+
+    std::optional<JobEvent> event = co_await channel_->next(wake);
+    const Clock::time_point now = Clock::now();
+    if (event) {
+      if (std::holds_alternative<StartedEvent>(*event)) {
+        started_ = true;
+        started_at_ = now;
+      }
+      finished_ = std::holds_alternative<DoneEvent>(*event) ||
+                  std::holds_alternative<ErrorEvent>(*event);
+      last_event_ = now;
+      co_return std::move(*event);
+    }
+    // A job that times out while waiting leaves the queue here; once a worker holds it, the
+    // worker enforces the deadline.
+    if (!started_ && job_->deadline() && now >= *job_->deadline() && queue_.remove(job_->id())) {
+      finished_ = true;
+      co_return ErrorEvent{"deadline_exceeded", "the deadline passed while the request waited"};
+    }
+    if (now >= last_event_ + ping_interval_) {
+      last_event_ = now;
+      co_return ping(now);
+    }
+  }
+}
+
+PingEvent JobFollower::ping(Clock::time_point now) const {
+  if (started_) return {true, 0, ms_since(started_at_, now)};
+  return {false, queue_.position(job_->id()).value_or(0), ms_since(job_->arrived(), now)};
+}
+
+void JobFollower::abandon() {
+  job_->cancel();
+  queue_.remove(job_->id());
+}
+
+}  // namespace llmq

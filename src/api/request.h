@@ -1,0 +1,48 @@
+// The request as the rest of llmq sees it, after the edge has parsed and checked it.
+//
+// `ParsedRequest` is what `parse_request` (api/validation.h) yields from a JSON body: every field
+// typed and in range. `ValidatedRequest` adds what needs the model: the prompt rendered through
+// the chat template and tokenized, its length checked against the context. Code past the API
+// layer takes only a ValidatedRequest and never re-checks a range.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace llmq {
+
+using Token = std::int32_t;
+
+struct ChatMessage {
+  std::string role;     // "system", "user" or "assistant"
+  std::string content;  // UTF-8 text
+};
+
+// Sampling knobs. Unset optionals mean "the engine's default".
+struct SamplingParams {
+  double temperature = 0.8;            // 0 = greedy
+  std::optional<double> top_p;         // (0, 1]
+  std::optional<std::int32_t> top_k;   // >= 0; 0 disables
+  std::optional<std::uint32_t> seed;   // fixed seed for reproducible sampling
+};
+
+struct ParsedRequest {
+  std::optional<std::string> prompt;               // exactly one of prompt / messages is set
+  std::optional<std::vector<ChatMessage>> messages;
+  std::optional<std::string> model;                // absent: the server's default model
+  std::int32_t max_tokens = 256;                   // >= 1; the upper bound needs the context size
+  SamplingParams sampling;
+  std::vector<std::string> stop;                   // at most 4, none empty
+  bool stream = true;
+  std::optional<std::int64_t> timeout_ms;          // > 0; absent: the server's default deadline
+};
+
+struct ValidatedRequest {
+  ParsedRequest params;
+  std::string model;                 // the resolved model name
+  std::vector<Token> prompt_tokens;  // non-empty, shorter than the context
+};
+
+}  // namespace llmq

@@ -1,0 +1,359 @@
+#include "api/validation.h"
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "util/utf8.h"
+
+namespace llmq {
+
+namespace {
+
+using json = nlohmann::json;
+using MaybeError = std::optional<ApiError>;
+
+// Deeper bodies are refused before they are built: no legitimate request nests this far,
+// and a bound keeps hostile input from costing memory or stack anywhere downstream.
+constexpr std::size_t kMaxDepth = 64;
+constexpr std::size_t kMaxStop = 4;
+constexpr std::int64_t kMaxTokensCap = 1'000'000;  // the context-size bound is checked later
+constexpr std::int64_t kMaxTopK = 1'000'000;
+
+ApiError invalid_json(std::string message, std::optional<std::string> field = std::nullopt) {
+  return ApiError{400, "invalid_json", std::move(message), std::move(field)};
+}
+
+ApiError not_an_object() { return invalid_json("request body must be a JSON object"); }
+
+// Builds the document through nlohmann's SAX interface rather than json::parse, because
+// json::parse silently keeps the last of duplicate keys and has no depth limit. Returning
+// false from a callback stops the parser at once, so a refused body is never fully built.
+class BodyBuilder final : public nlohmann::json_sax<json> {
+ public:
+  json& root() { return root_; }
+  MaybeError& error() { return error_; }
+
+  bool null() override { return add(nullptr); }
+  bool boolean(bool v) override { return add(v); }
+  bool number_integer(number_integer_t v) override { return add(v); }
+  bool number_unsigned(number_unsigned_t v) override { return add(v); }
+  bool number_float(number_float_t v, const string_t& /*text*/) override { return add(v); }
+  bool string(string_t& v) override { return add(std::move(v)); }
+  bool binary(binary_t& /*v*/) override { return fail(not_an_object()); }  // not in JSON text
+
+  bool start_object(std::size_t /*n*/) override { return open(json::object()); }
+  bool start_array(std::size_t /*n*/) override { return open(json::array()); }
+  bool end_object() override { return close(); }
+  bool end_array() override { return close(); }
+
+  bool key(string_t& k) override {
+    // Every earlier key already has its value (or its open container) in the object.
+    Frame& top = stack_.back();
+    if (top.node->contains(k)) {
+      return fail(invalid_json("request body contains a duplicate key", k));
+    }
+    top.key = std::move(k);
+    return true;
+  }
+
+  bool parse_error(std::size_t position, const std::string& /*token*/,
+                   const json::exception& ex) override {
+    constexpr int kNumberOverflow = 406;  // nlohmann: a number beyond the range of double
+    if (ex.id == kNumberOverflow && !stack_.empty() && stack_.front().node->is_object()) {
+      const std::string where = path();
+      return fail(bad_field(where, "out_of_range", where + " is a number too large to represent"));
+    }
+    return fail(invalid_json("request body is not valid JSON (error near byte " +
+                             std::to_string(position) + ")"));
+  }
+
+ private:
+  struct Frame {
+    json* node;       // the open object or array
+    std::string key;  // for an object: the key whose value comes next
+  };
+
+  // Places `v` in the innermost open container and returns where it landed. Earlier pointers
+  // on the stack stay valid: only the innermost container grows while its children are closed.
+  json* place(json v) {
+    if (stack_.empty()) {
+      root_ = std::move(v);
+      return &root_;
+    }
+    Frame& top = stack_.back();
+    if (top.node->is_array()) {
+      top.node->push_back(std::move(v));
+      return &top.node->back();
+    }
+    return &((*top.node)[top.key] = std::move(v));
+  }
+
+  bool add(json v) {
+    place(std::move(v));
+    return true;
+  }
+
+  bool open(json container) {
+    if (stack_.size() >= kMaxDepth) {
+      return fail(invalid_json("request body nests deeper than " + std::to_string(kMaxDepth) +
+                               " levels"));
+    }
+    stack_.push_back(Frame{place(std::move(container)), {}});
+    return true;
+  }
+
+  bool close() {
+    stack_.pop_back();
+    return true;
+  }
+
+  bool fail(ApiError e) {
+    if (!error_) error_ = std::move(e);
+    return false;
+  }
+
+  // Names the value being read, e.g. "messages[2].content", for errors inside a value.
+  std::string path() const {
+    std::string out;
+    for (std::size_t i = 0; i < stack_.size(); ++i) {
+      const Frame& f = stack_[i];
+      if (f.node->is_array()) {
+        const bool innermost = i + 1 == stack_.size();
+        out += "[" + std::to_string(f.node->size() - (innermost ? 0 : 1)) + "]";
+      } else {
+        if (!out.empty()) out += '.';
+        out += f.key;
+      }
+    }
+    return out;
+  }
+
+  json root_;
+  std::vector<Frame> stack_;
+  MaybeError error_;
+};
+
+MaybeError parse_body(std::string_view body, json& doc) {
+  // Checked up front so every string, key and byte outside strings is covered alike.
+  if (!is_valid_utf8(body)) return invalid_json("request body is not valid UTF-8");
+  if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) {
+    return invalid_json("request body is empty");
+  }
+  BodyBuilder builder;
+  const bool ok = json::sax_parse(body.begin(), body.end(), &builder);
+  if (!ok) {
+    if (builder.error()) return std::move(*builder.error());
+    return invalid_json("request body is not valid JSON");
+  }
+  if (!builder.root().is_object()) return not_an_object();
+  doc = std::move(builder.root());
+  return std::nullopt;
+}
+
+// The value of an optional field, or nullptr when it is absent or null: OpenAI clients send
+// null for "not set".
+const json* find(const json& obj, const char* name) {
+  const auto it = obj.find(name);
+  if (it == obj.end() || it->is_null()) return nullptr;
+  return &*it;
+}
+
+MaybeError read_string(const json& v, const std::string& field, std::string& out) {
+  if (!v.is_string()) return bad_field(field, "invalid_type", field + " must be a string");
+  out = v.get<std::string>();
+  return std::nullopt;
+}
+
+// Booleans are a distinct JSON type, never numbers. A float with no fractional part (2.0, as
+// Python clients may send) is accepted as that integer; 1.5 is invalid_type. Ranges are checked
+// in the value's own type before any cast, so 2^64 or 1e30 are refused and never wrap.
+MaybeError read_integer(const json& v, const std::string& field, std::int64_t min,
+                        std::int64_t max, std::int64_t& out) {
+  const std::string rule = field + " must be an integer between " + std::to_string(min) +
+                           " and " + std::to_string(max);
+  if (v.is_number_unsigned()) {
+    const auto u = v.get<std::uint64_t>();
+    if (max < 0 || u > static_cast<std::uint64_t>(max)) {
+      return bad_field(field, "out_of_range", rule);
+    }
+    out = static_cast<std::int64_t>(u);
+  } else if (v.is_number_integer()) {
+    out = v.get<std::int64_t>();
+  } else if (v.is_number_float()) {
+    const double d = v.get<double>();
+    if (!std::isfinite(d) || d != std::floor(d)) return bad_field(field, "invalid_type", rule);
+    constexpr double kTwoPow63 = 9223372036854775808.0;
+    if (d < -kTwoPow63 || d >= kTwoPow63) return bad_field(field, "out_of_range", rule);
+    out = static_cast<std::int64_t>(d);
+  } else {
+    return bad_field(field, "invalid_type", rule);
+  }
+  if (out < min || out > max) return bad_field(field, "out_of_range", rule);
+  return std::nullopt;
+}
+
+MaybeError read_number(const json& v, const std::string& field, const std::string& rule,
+                       double& out) {
+  if (!v.is_number()) return bad_field(field, "invalid_type", rule);
+  out = v.get<double>();
+  return std::nullopt;
+}
+
+MaybeError parse_messages(const json& v, std::vector<ChatMessage>& out) {
+  if (!v.is_array()) {
+    return bad_field("messages", "invalid_type", "messages must be an array of message objects");
+  }
+  if (v.empty()) return bad_field("messages", "out_of_range", "messages must not be empty");
+  out.reserve(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const std::string name = "messages[" + std::to_string(i) + "]";
+    const json& m = v[i];
+    if (!m.is_object()) {
+      return bad_field(name, "invalid_type", name + " must be an object with role and content");
+    }
+    ChatMessage msg;
+    const auto role = m.find("role");
+    if (role == m.end()) {
+      return bad_field(name + ".role", "invalid_type", name + ".role must be a string");
+    }
+    if (auto e = read_string(*role, name + ".role", msg.role)) return e;
+    if (msg.role != "system" && msg.role != "user" && msg.role != "assistant") {
+      return bad_field(name + ".role", "out_of_range",
+                       name + ".role must be \"system\", \"user\" or \"assistant\"");
+    }
+    const auto content = m.find("content");
+    if (content == m.end()) {
+      return bad_field(name + ".content", "invalid_type", name + ".content must be a string");
+    }
+    if (auto e = read_string(*content, name + ".content", msg.content)) return e;
+    out.push_back(std::move(msg));
+  }
+  return std::nullopt;
+}
+
+// Exactly one of prompt / messages says what to complete.
+MaybeError parse_input(const json& body, ParsedRequest& req) {
+  const json* prompt = find(body, "prompt");
+  const json* messages = find(body, "messages");
+  if ((prompt == nullptr) == (messages == nullptr)) {
+    return ApiError{400, "invalid_request", "exactly one of prompt or messages must be given",
+                    "prompt"};
+  }
+  if (messages != nullptr) return parse_messages(*messages, req.messages.emplace());
+
+  std::string text;
+  if (auto e = read_string(*prompt, "prompt", text)) return e;
+  if (text.empty()) return bad_field("prompt", "out_of_range", "prompt must not be empty");
+  req.prompt = std::move(text);
+  return std::nullopt;
+}
+
+MaybeError parse_model(const json& body, ParsedRequest& req) {
+  const json* v = find(body, "model");
+  if (v == nullptr) return std::nullopt;
+  std::string model;
+  if (auto e = read_string(*v, "model", model)) return e;
+  if (model.empty()) return bad_field("model", "out_of_range", "model must not be empty");
+  req.model = std::move(model);
+  return std::nullopt;
+}
+
+MaybeError parse_sampling(const json& body, SamplingParams& s) {
+  if (const json* v = find(body, "temperature")) {
+    const std::string rule = "temperature must be a number between 0 and 2";
+    if (auto e = read_number(*v, "temperature", rule, s.temperature)) return e;
+    if (!(s.temperature >= 0.0 && s.temperature <= 2.0)) {
+      return bad_field("temperature", "out_of_range", rule);
+    }
+  }
+  if (const json* v = find(body, "top_p")) {
+    const std::string rule = "top_p must be a number greater than 0 and at most 1";
+    double top_p = 0;
+    if (auto e = read_number(*v, "top_p", rule, top_p)) return e;
+    if (!(top_p > 0.0 && top_p <= 1.0)) return bad_field("top_p", "out_of_range", rule);
+    s.top_p = top_p;
+  }
+  std::int64_t n = 0;
+  if (const json* v = find(body, "top_k")) {
+    if (auto e = read_integer(*v, "top_k", 0, kMaxTopK, n)) return e;
+    s.top_k = static_cast<std::int32_t>(n);
+  }
+  if (const json* v = find(body, "seed")) {
+    if (auto e = read_integer(*v, "seed", 0, UINT32_MAX, n)) return e;
+    s.seed = static_cast<std::uint32_t>(n);
+  }
+  return std::nullopt;
+}
+
+MaybeError parse_stop(const json& body, std::vector<std::string>& stop) {
+  const json* v = find(body, "stop");
+  if (v == nullptr) return std::nullopt;
+  const std::string empty_rule = "stop sequences must not be empty";
+  if (v->is_string()) {
+    if (v->get_ref<const std::string&>().empty()) {
+      return bad_field("stop", "out_of_range", empty_rule);
+    }
+    stop.push_back(v->get<std::string>());
+    return std::nullopt;
+  }
+  if (!v->is_array()) {
+    return bad_field("stop", "invalid_type", "stop must be a string or an array of strings");
+  }
+  if (v->size() > kMaxStop) {
+    return bad_field("stop", "out_of_range", "stop must have at most 4 entries");
+  }
+  for (const json& entry : *v) {
+    if (!entry.is_string()) {
+      return bad_field("stop", "invalid_type", "stop entries must be strings");
+    }
+    if (entry.get_ref<const std::string&>().empty()) {
+      return bad_field("stop", "out_of_range", empty_rule);
+    }
+    stop.push_back(entry.get<std::string>());
+  }
+  return std::nullopt;
+}
+
+MaybeError parse_limits(const json& body, const ParseLimits& limits, ParsedRequest& req) {
+  std::int64_t n = 0;
+  if (const json* v = find(body, "max_tokens")) {
+    if (auto e = read_integer(*v, "max_tokens", 1, kMaxTokensCap, n)) return e;
+    req.max_tokens = static_cast<std::int32_t>(n);
+  }
+  if (const json* v = find(body, "timeout_ms")) {
+    if (auto e = read_integer(*v, "timeout_ms", 1, limits.max_timeout_ms, n)) return e;
+    req.timeout_ms = n;
+  }
+  if (const json* v = find(body, "stream")) {
+    if (!v->is_boolean()) {
+      return bad_field("stream", "invalid_type", "stream must be true or false");
+    }
+    req.stream = v->get<bool>();
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+ParseResult parse_request(std::string_view body, const ParseLimits& limits) {
+  json doc;
+  if (auto e = parse_body(body, doc)) return std::move(*e);
+
+  ParsedRequest req;
+  req.max_tokens = limits.default_max_tokens;
+  if (auto e = parse_input(doc, req)) return std::move(*e);
+  if (auto e = parse_model(doc, req)) return std::move(*e);
+  if (auto e = parse_limits(doc, limits, req)) return std::move(*e);
+  if (auto e = parse_sampling(doc, req.sampling)) return std::move(*e);
+  if (auto e = parse_stop(doc, req.stop)) return std::move(*e);
+  return req;
+}
+
+}  // namespace llmq

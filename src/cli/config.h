@@ -1,0 +1,55 @@
+// The command line of `llmq`: subcommands, flags, LLMQ_* environment variables and an optional
+// TOML config file, with the contract's precedence: flag > environment > file > built-in default.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <variant>
+
+namespace llmq {
+
+struct ServeConfig {
+  std::string model;                         // GGUF path; default: the set-up's default model
+  std::string host = "127.0.0.1";            // listen address
+  std::int32_t port = 8080;                  // listen port (0: any free port)
+  std::int32_t slots = 4;                    // sequences decoded concurrently
+  std::int32_t threads = 0;                  // CPU threads for decoding (0: all cores)
+  std::int32_t ctx_size = 4096;              // tokens per slot (prompt + completion)
+  std::int32_t batch_size = 512;             // most tokens in one decode step
+  std::int32_t queue_max = 64;               // waiting jobs before 429 queue_full
+  std::int32_t ping_interval_ms = 1000;      // SSE ping period while waiting / idle
+  std::string elastic_url;                   // Elasticsearch base URL; empty: off
+  std::int64_t max_body_bytes = 1 << 20;     // request body limit (413 past it)
+  std::int32_t max_header_bytes = 16 << 10;  // request header limit (431 past it)
+  std::int64_t timeout_ms = 600000;          // default whole-request deadline; 0: none
+  std::int32_t default_max_tokens = 256;     // max_tokens when a request gives none
+  std::int32_t http_threads = 1;             // threads running the HTTP I/O loop
+  std::string log_level = "info";            // trace, debug, info, warn, error
+  std::string config_file;                   // the TOML file the values were read from, if any
+};
+
+// What the command line asks for: run a subcommand with its config, or exit now with a code
+// after help/version/an error was printed.
+struct ExitNow {
+  int code;  // 0 after --help, 2 after a usage error
+};
+using CommandLine = std::variant<ServeConfig, ExitNow>;
+
+// Looks up an environment variable; nullopt when unset. Injected so tests need no real env.
+using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
+EnvLookup process_env();
+
+// Parses argv. Prints help to stdout, and a usage error as one line on stderr.
+CommandLine parse_command_line(int argc, const char* const* argv, const EnvLookup& env);
+
+// The effective configuration as one log line, secrets masked.
+std::string describe(const ServeConfig& config);
+
+// Where the set-up puts the default model:
+// $LLMQ_MODELS_DIR, else ${XDG_CACHE_HOME:-$HOME/.cache}/llmq/models, + the file name.
+std::string default_model_path(const EnvLookup& env);
+inline constexpr const char* kDefaultModelFile = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
+}  // namespace llmq

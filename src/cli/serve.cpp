@@ -1,0 +1,147 @@
+#include "cli/serve.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cstdio>
+#include <fstream>
+#include <thread>
+
+#include "api/api_handler.h"
+#include "engine/llama_engine.h"
+#include "engine/scheduler.h"
+#include "http/server.h"
+#include "queue/in_process_queue.h"
+
+namespace llmq {
+namespace {
+
+namespace asio = boost::asio;
+
+// A missing or foreign model file is refused before anything listens, with one line.
+bool check_model_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    std::fprintf(stderr, "llmq: cannot read model file %s (run scripts/setup.sh, or pass --model)\n",
+                 path.c_str());
+    return false;
+  }
+  char magic[4] = {};
+  in.read(magic, sizeof magic);
+  if (!in || std::string_view(magic, 4) != "GGUF") {
+    std::fprintf(stderr, "llmq: %s is not a GGUF model file\n", path.c_str());
+    return false;
+  }
+  return true;
+}
+
+std::string worker_id() {
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  return std::string(host) + "/" + std::to_string(getpid());
+}
+
+// The model and its worker, loaded off the I/O threads so /healthz and /readyz answer meanwhile.
+class Inference {
+ public:
+  Inference(const ServeConfig& config, ServiceState& state) : config_(config), state_(state) {}
+
+  // Loads in the background; on failure calls `on_failure` (from the loader thread).
+  void load(std::function<void()> on_failure) {
+    loader_ = std::jthread([this, on_failure = std::move(on_failure)] {
+      try {
+        engine_ = std::make_unique<LlamaEngine>(LlamaEngineOptions{
+            config_.model, config_.slots, config_.ctx_size, config_.batch_size, config_.threads});
+        const ModelInfo& m = engine_->info();
+        spdlog::info("model loaded: name={} desc=\"{}\" params={} ctx_train={} vocab={} chat_template={}",
+                     m.name, m.description, m.n_params, m.n_ctx_train, m.n_vocab,
+                     m.has_chat_template ? "yes" : "no");
+        scheduler_ = std::make_unique<Scheduler>(*engine_, state_.queue,
+                                                 SchedulerOptions{worker_id()});
+        scheduler_->start();
+        state_.engine.store(engine_.get());
+      } catch (const std::exception& e) {
+        spdlog::error("{}", e.what());
+        on_failure();
+      }
+    });
+  }
+
+  // Stops the worker: jobs still running end with error "shutting_down".
+  void stop() {
+    if (loader_.joinable()) loader_.join();
+    if (scheduler_) scheduler_->stop();
+  }
+
+ private:
+  const ServeConfig& config_;
+  ServiceState& state_;
+  std::unique_ptr<LlamaEngine> engine_;   // set by the loader thread
+  std::unique_ptr<Scheduler> scheduler_;  // set by the loader thread
+  std::jthread loader_;
+};
+
+void configure_logging(const std::string& level) {
+  spdlog::set_level(spdlog::level::from_str(level));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
+}
+
+}  // namespace
+
+int run_serve(const ServeConfig& config) {
+  configure_logging(config.log_level);
+  if (!check_model_file(config.model)) return 1;
+
+  asio::io_context io(config.http_threads);
+  InProcessQueue queue(config.queue_max);
+  ServiceState state(queue);
+  ApiHandler handler(state, ApiOptions{std::chrono::milliseconds(config.ping_interval_ms),
+                                       config.timeout_ms,
+                                       ParseLimits{config.default_max_tokens}});
+  http::Server server(io, handler,
+                      http::ServerLimits{static_cast<std::uint64_t>(config.max_body_bytes),
+                                         static_cast<std::uint32_t>(config.max_header_bytes)});
+  try {
+    const auto endpoint = server.listen(config.host, static_cast<std::uint16_t>(config.port));
+    spdlog::info("llmq listening on http://{}:{}", endpoint.address().to_string(), endpoint.port());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "llmq: cannot listen on %s:%d: %s\n", config.host.c_str(), config.port,
+                 e.what());
+    return 1;
+  }
+  spdlog::info("config: {}", describe(config));
+
+  int exit_code = 0;
+  Inference inference(config, state);
+  inference.load([&] {
+    exit_code = 1;
+    asio::post(io, [&] { io.stop(); });
+  });
+
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  asio::steady_timer flush_timer(io);
+  signals.async_wait([&](const boost::system::error_code& ec, int signal) {
+    if (ec) return;
+    spdlog::info("signal {}: shutting down", signal);
+    state.draining.store(true);
+    server.stop();
+    queue.close();
+    inference.stop();
+    // Give the connections a moment to write the final events the worker just sent.
+    flush_timer.expires_after(std::chrono::milliseconds(300));
+    flush_timer.async_wait([&](const boost::system::error_code&) { io.stop(); });
+  });
+
+  std::vector<std::jthread> extra_threads;
+  for (int i = 1; i < config.http_threads; ++i) extra_threads.emplace_back([&] { io.run(); });
+  io.run();
+  io.stop();
+  extra_threads.clear();
+  inference.stop();
+  spdlog::info("llmq stopped");
+  return exit_code;
+}
+
+}  // namespace llmq

@@ -1,0 +1,76 @@
+// Engine: one loaded model and its context of N sequence slots. The scheduler drives it.
+//
+// Implementations: LlamaEngine (engine/llama_engine.h, the real one) and a deterministic
+// engine for unit tests of scheduling (tests/unit/engine/fake_engine.h).
+//
+// Thread safety: the const model queries (info, tokenize, chat template, pieces) may be called
+// from any thread at any time. Everything else belongs to the one worker thread that drives the
+// context.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "api/request.h"
+
+namespace llmq {
+
+struct ModelInfo {
+  std::string name;          // what clients pass as `model` (file stem of the GGUF)
+  std::string path;          // where it was loaded from
+  std::string description;   // llama.cpp's one-line description (architecture, size, type)
+  std::int64_t n_params = 0;
+  std::int32_t n_ctx_train = 0;
+  std::int32_t n_vocab = 0;
+  bool has_chat_template = false;
+};
+
+// One entry of a decode batch: a token at a position of a slot's sequence.
+struct BatchEntry {
+  Token token;
+  std::int32_t pos;    // position within the slot's sequence
+  std::int32_t slot;   // sequence id, 0 .. slots-1
+  bool logits;         // whether the next token will be sampled from this entry
+};
+
+// Per-request sampling state (a llama.cpp sampler chain, or the fake's counter). Opaque.
+class Sampler {
+ public:
+  virtual ~Sampler() = default;
+};
+
+class Engine {
+ public:
+  virtual ~Engine() = default;
+
+  virtual const ModelInfo& info() const = 0;
+  virtual std::int32_t slots() const = 0;         // sequences decoded together
+  virtual std::int32_t ctx_per_slot() const = 0;  // tokens one sequence may hold
+  virtual std::int32_t batch_tokens() const = 0;  // most tokens one decode call takes
+
+  // Text to tokens; `add_special` adds BOS where the model wants one.
+  virtual std::vector<Token> tokenize(std::string_view text, bool add_special) const = 0;
+  // Renders chat messages with the model's own template, with the assistant turn opened.
+  // nullopt when the model has no usable template.
+  virtual std::optional<std::string> apply_chat_template(
+      const std::vector<ChatMessage>& messages) const = 0;
+  // The bytes of one token; may be part of a multi-byte UTF-8 character.
+  virtual std::string token_piece(Token token) const = 0;
+  virtual bool is_end_of_generation(Token token) const = 0;
+
+  // --- worker thread only ---
+  virtual std::unique_ptr<Sampler> make_sampler(const SamplingParams& params) = 0;
+  // Runs the model over the batch. False when the batch could not be decoded (the context is
+  // unchanged for the entries of that batch).
+  virtual bool decode(const std::vector<BatchEntry>& batch) = 0;
+  // Samples the next token from the logits of batch entry `batch_index` of the last decode.
+  virtual Token sample(Sampler& sampler, std::int32_t batch_index) = 0;
+  // Forgets everything a slot's sequence holds, so the slot can start a new one.
+  virtual void clear_slot(std::int32_t slot) = 0;
+};
+
+}  // namespace llmq

@@ -1,0 +1,177 @@
+#include "engine/llama_engine.h"
+
+#include <llama.h>
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+#include <stdexcept>
+#include <thread>
+
+namespace llmq {
+namespace {
+
+// llama.cpp's own log lines go to our log at debug level: at info they would drown ours.
+void forward_llama_log(ggml_log_level level, const char* text, void* /*user*/) {
+  std::string_view line(text);
+  while (!line.empty() && line.back() == '\n') line.remove_suffix(1);
+  if (line.empty()) return;
+  if (level == GGML_LOG_LEVEL_ERROR) {
+    spdlog::error("llama.cpp: {}", line);
+  } else {
+    spdlog::debug("llama.cpp: {}", line);
+  }
+}
+
+class LlamaSampler final : public Sampler {
+ public:
+  explicit LlamaSampler(llama_sampler* chain) : chain_(chain) {}
+  ~LlamaSampler() override { llama_sampler_free(chain_); }
+  LlamaSampler(const LlamaSampler&) = delete;
+  LlamaSampler& operator=(const LlamaSampler&) = delete;
+  llama_sampler* get() const { return chain_; }
+
+ private:
+  llama_sampler* chain_;  // owned
+};
+
+// Defaults of llama.cpp's own server, so an unset knob samples as users of it expect.
+constexpr std::int32_t kDefaultTopK = 40;
+constexpr float kDefaultTopP = 0.95F;
+
+}  // namespace
+
+LlamaEngine::LlamaEngine(const LlamaEngineOptions& options) : options_(options) {
+  llama_log_set(forward_llama_log, nullptr);
+  llama_backend_init();
+
+  llama_model_params mparams = llama_model_default_params();
+  model_ = llama_model_load_from_file(options_.model_path.c_str(), mparams);
+  if (model_ == nullptr) throw std::runtime_error("cannot load model " + options_.model_path);
+  vocab_ = llama_model_get_vocab(model_);
+
+  const std::int32_t threads = options_.threads > 0
+                                   ? options_.threads
+                                   : static_cast<std::int32_t>(std::thread::hardware_concurrency());
+  llama_context_params cparams = llama_context_default_params();
+  cparams.n_ctx = static_cast<std::uint32_t>(options_.ctx_per_slot * options_.slots);
+  cparams.n_seq_max = static_cast<std::uint32_t>(options_.slots);
+  cparams.n_batch = static_cast<std::uint32_t>(options_.batch_tokens);
+  cparams.n_ubatch = static_cast<std::uint32_t>(options_.batch_tokens);
+  cparams.n_threads = threads;
+  cparams.n_threads_batch = threads;
+  cparams.kv_unified = false;
+  ctx_ = llama_init_from_model(model_, cparams);
+  if (ctx_ == nullptr) {
+    llama_model_free(model_);
+    throw std::runtime_error("cannot create a llama.cpp context of " +
+                             std::to_string(cparams.n_ctx) + " tokens for " +
+                             options_.model_path);
+  }
+
+  char desc[256] = {};
+  llama_model_desc(model_, desc, sizeof desc);
+  info_.name = std::filesystem::path(options_.model_path).stem().string();
+  info_.path = options_.model_path;
+  info_.description = desc;
+  info_.n_params = static_cast<std::int64_t>(llama_model_n_params(model_));
+  info_.n_ctx_train = llama_model_n_ctx_train(model_);
+  info_.n_vocab = llama_vocab_n_tokens(vocab_);
+  if (const char* tmpl = llama_model_chat_template(model_, nullptr)) chat_template_ = tmpl;
+  info_.has_chat_template = !chat_template_.empty();
+}
+
+LlamaEngine::~LlamaEngine() {
+  llama_free(ctx_);
+  llama_model_free(model_);
+}
+
+std::vector<Token> LlamaEngine::tokenize(std::string_view text, bool add_special) const {
+  const auto len = static_cast<std::int32_t>(text.size());
+  std::vector<Token> tokens(text.size() + 2);
+  std::int32_t n = llama_tokenize(vocab_, text.data(), len, tokens.data(),
+                                  static_cast<std::int32_t>(tokens.size()), add_special, true);
+  if (n < 0) {
+    tokens.resize(static_cast<std::size_t>(-n));
+    n = llama_tokenize(vocab_, text.data(), len, tokens.data(),
+                       static_cast<std::int32_t>(tokens.size()), add_special, true);
+  }
+  tokens.resize(static_cast<std::size_t>(std::max(n, 0)));
+  return tokens;
+}
+
+std::optional<std::string> LlamaEngine::apply_chat_template(
+    const std::vector<ChatMessage>& messages) const {
+  if (chat_template_.empty()) return std::nullopt;
+  std::vector<llama_chat_message> chat;
+  std::size_t total = 0;
+  for (const ChatMessage& m : messages) {
+    chat.push_back({m.role.c_str(), m.content.c_str()});
+    total += m.role.size() + m.content.size();
+  }
+  std::string out(2 * total + 256, '\0');
+  std::int32_t n = llama_chat_apply_template(chat_template_.c_str(), chat.data(), chat.size(),
+                                             true, out.data(), static_cast<std::int32_t>(out.size()));
+  if (n > static_cast<std::int32_t>(out.size())) {
+    out.resize(static_cast<std::size_t>(n));
+    n = llama_chat_apply_template(chat_template_.c_str(), chat.data(), chat.size(), true,
+                                  out.data(), static_cast<std::int32_t>(out.size()));
+  }
+  if (n < 0) return std::nullopt;  // a template llama.cpp does not know
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
+std::string LlamaEngine::token_piece(Token token) const {
+  char buf[256];
+  const std::int32_t n = llama_token_to_piece(vocab_, token, buf, sizeof buf, 0, false);
+  if (n >= 0) return std::string(buf, static_cast<std::size_t>(n));
+  std::string big(static_cast<std::size_t>(-n), '\0');
+  const std::int32_t m = llama_token_to_piece(vocab_, token, big.data(), -n, 0, false);
+  big.resize(static_cast<std::size_t>(std::max(m, 0)));
+  return big;
+}
+
+bool LlamaEngine::is_end_of_generation(Token token) const {
+  return llama_vocab_is_eog(vocab_, token);
+}
+
+std::unique_ptr<Sampler> LlamaEngine::make_sampler(const SamplingParams& params) {
+  llama_sampler* chain = llama_sampler_chain_init(llama_sampler_chain_default_params());
+  if (params.temperature <= 0.0) {
+    llama_sampler_chain_add(chain, llama_sampler_init_greedy());
+  } else {
+    const std::int32_t top_k = params.top_k.value_or(kDefaultTopK);
+    if (top_k > 0) llama_sampler_chain_add(chain, llama_sampler_init_top_k(top_k));
+    const auto top_p = static_cast<float>(params.top_p.value_or(kDefaultTopP));
+    llama_sampler_chain_add(chain, llama_sampler_init_top_p(top_p, 1));
+    llama_sampler_chain_add(chain, llama_sampler_init_temp(static_cast<float>(params.temperature)));
+    llama_sampler_chain_add(chain, llama_sampler_init_dist(params.seed.value_or(LLAMA_DEFAULT_SEED)));
+  }
+  return std::make_unique<LlamaSampler>(chain);
+}
+
+bool LlamaEngine::decode(const std::vector<BatchEntry>& entries) {
+  llama_batch batch = llama_batch_init(static_cast<std::int32_t>(entries.size()), 0, 1);
+  for (const BatchEntry& e : entries) {
+    const std::int32_t i = batch.n_tokens++;
+    batch.token[i] = e.token;
+    batch.pos[i] = e.pos;
+    batch.n_seq_id[i] = 1;
+    batch.seq_id[i][0] = e.slot;
+    batch.logits[i] = e.logits ? 1 : 0;
+  }
+  const std::int32_t rc = llama_decode(ctx_, batch);
+  llama_batch_free(batch);
+  if (rc != 0) spdlog::warn("llama_decode returned {} for a batch of {} tokens", rc, entries.size());
+  return rc == 0;
+}
+
+Token LlamaEngine::sample(Sampler& sampler, std::int32_t batch_index) {
+  return llama_sampler_sample(static_cast<LlamaSampler&>(sampler).get(), ctx_, batch_index);
+}
+
+void LlamaEngine::clear_slot(std::int32_t slot) {
+  llama_memory_seq_rm(llama_get_memory(ctx_), slot, -1, -1);
+}
+
+}  // namespace llmq

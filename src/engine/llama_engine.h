@@ -1,0 +1,56 @@
+// LlamaEngine: the Engine over llama.cpp. One model, one context holding `slots` sequences of
+// `ctx_per_slot` tokens each (a non-unified KV cache, so one sequence can never take another's
+// room), decoded on the CPU with `threads` threads.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "engine/engine.h"
+
+struct llama_model;
+struct llama_context;
+struct llama_vocab;
+
+namespace llmq {
+
+struct LlamaEngineOptions {
+  std::string model_path;
+  std::int32_t slots = 4;
+  std::int32_t ctx_per_slot = 4096;
+  std::int32_t batch_tokens = 512;
+  std::int32_t threads = 0;  // 0: every core
+};
+
+class LlamaEngine final : public Engine {
+ public:
+  // Loads the model and creates the context; throws std::runtime_error with a clear message.
+  explicit LlamaEngine(const LlamaEngineOptions& options);
+  ~LlamaEngine() override;
+
+  const ModelInfo& info() const override { return info_; }
+  std::int32_t slots() const override { return options_.slots; }
+  std::int32_t ctx_per_slot() const override { return options_.ctx_per_slot; }
+  std::int32_t batch_tokens() const override { return options_.batch_tokens; }
+
+  std::vector<Token> tokenize(std::string_view text, bool add_special) const override;
+  std::optional<std::string> apply_chat_template(
+      const std::vector<ChatMessage>& messages) const override;
+  std::string token_piece(Token token) const override;
+  bool is_end_of_generation(Token token) const override;
+
+  std::unique_ptr<Sampler> make_sampler(const SamplingParams& params) override;
+  bool decode(const std::vector<BatchEntry>& batch) override;
+  Token sample(Sampler& sampler, std::int32_t batch_index) override;
+  void clear_slot(std::int32_t slot) override;
+
+ private:
+  LlamaEngineOptions options_;
+  ModelInfo info_;
+  llama_model* model_ = nullptr;            // owned
+  llama_context* ctx_ = nullptr;            // owned; worker thread only
+  const llama_vocab* vocab_ = nullptr;      // part of model_
+  std::string chat_template_;               // the model's template, empty if none
+};
+
+}  // namespace llmq

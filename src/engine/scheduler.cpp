@@ -1,0 +1,206 @@
+#include "engine/scheduler.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+
+namespace llmq {
+namespace {
+
+std::int64_t ms_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count();
+}
+
+// How long an idle worker waits on the queue before it looks at its stop flag again.
+constexpr std::chrono::milliseconds kIdleWait{100};
+
+}  // namespace
+
+// A sequence of the engine's context and the job it is running.
+struct Scheduler::Slot {
+  std::int32_t id;                       // the engine's sequence id
+  JobPtr job;                            // null while free
+  std::unique_ptr<Sampler> sampler;      // this job's sampling state
+  TextStream text;                       // pieces → releasable text
+  std::size_t prompt_done = 0;           // prompt tokens already in the context
+  std::int32_t pos = 0;                  // next position in the sequence
+  Token last = 0;                        // last sampled token, decoded next step
+  std::int32_t generated = 0;            // tokens sampled so far
+  std::int64_t events_sent = 0;          // token events sent, the `i` of the next one
+  std::int32_t batch_index = -1;         // entry of the last batch to sample from, or -1
+  Clock::time_point started;             // when the slot took the job
+  Clock::time_point first_token;         // when the first token was sampled
+
+  bool busy() const { return job != nullptr; }
+  bool prefilling() const { return prompt_done < job->request().prompt_tokens.size(); }
+};
+
+Scheduler::Scheduler(Engine& engine, JobQueue& queue, SchedulerOptions options)
+    : engine_(engine), queue_(queue), options_(std::move(options)) {
+  for (std::int32_t i = 0; i < engine_.slots(); ++i) {
+    slots_.push_back(std::make_unique<Slot>());
+    slots_.back()->id = i;
+  }
+}
+
+Scheduler::~Scheduler() { stop(); }
+
+void Scheduler::start() {
+  thread_ = std::jthread([this](const std::stop_token& stop) { run(stop); });
+}
+
+void Scheduler::stop() {
+  if (!thread_.joinable()) return;
+  thread_.request_stop();
+  thread_.join();
+}
+
+void Scheduler::run(const std::stop_token& stop) {
+  while (!stop.stop_requested()) {
+    const bool idle = busy_slots() == 0;
+    fill_free_slots(idle);
+    drop_departed();
+    std::vector<BatchEntry> batch = build_batch();
+    if (batch.empty()) continue;
+    if (!engine_.decode(batch)) {
+      for (const BatchEntry& entry : batch) {
+        Slot& slot = *slots_[static_cast<std::size_t>(entry.slot)];
+        if (slot.busy()) fail(slot, "engine_failure", "the model could not decode the batch");
+      }
+      continue;
+    }
+    consume_logits();
+  }
+  for (auto& slot : slots_) {
+    if (slot->busy()) fail(*slot, "shutting_down", "the server is shutting down");
+  }
+}
+
+void Scheduler::fill_free_slots(bool may_block) {
+  for (auto& slot : slots_) {
+    if (slot->busy()) continue;
+    // Only an idle worker waits: a busy one must go on decoding its running sequences.
+    while (true) {
+      std::optional<JobPtr> job = queue_.pop(may_block ? kIdleWait : std::chrono::milliseconds(0));
+      if (!job) return;
+      may_block = false;
+      if (start_job(*slot, std::move(*job))) break;
+    }
+  }
+}
+
+bool Scheduler::start_job(Slot& slot, JobPtr job) {
+  const Clock::time_point now = Clock::now();
+  if (job->cancelled()) return false;  // its client left while it waited
+  if (job->deadline() && now >= *job->deadline()) {
+    job->emit(ErrorEvent{"deadline_exceeded", "the deadline passed while the request waited"});
+    return false;
+  }
+  slot.job = std::move(job);
+  slot.sampler = engine_.make_sampler(slot.job->request().params.sampling);
+  slot.text = TextStream(slot.job->request().params.stop);
+  slot.prompt_done = 0;
+  slot.pos = 0;
+  slot.generated = 0;
+  slot.events_sent = 0;
+  slot.batch_index = -1;
+  slot.started = now;
+  busy_slots_.fetch_add(1, std::memory_order_relaxed);
+  slot.job->emit(StartedEvent{options_.worker_id, ms_between(slot.job->arrived(), now), 1});
+  return true;
+}
+
+void Scheduler::drop_departed() {
+  const Clock::time_point now = Clock::now();
+  for (auto& slot : slots_) {
+    if (!slot->busy()) continue;
+    if (slot->job->cancelled()) {
+      finish(*slot, "cancelled");
+    } else if (slot->job->deadline() && now >= *slot->job->deadline()) {
+      fail(*slot, "deadline_exceeded", "the request's deadline passed during generation");
+    }
+  }
+}
+
+std::vector<BatchEntry> Scheduler::build_batch() {
+  std::vector<BatchEntry> batch;
+  // Generating sequences first: one token each keeps every stream moving at every step.
+  for (auto& slot : slots_) {
+    slot->batch_index = -1;
+    if (!slot->busy() || slot->prefilling()) continue;
+    slot->batch_index = static_cast<std::int32_t>(batch.size());
+    batch.push_back({slot->last, slot->pos++, slot->id, true});
+  }
+  // Prompt chunks fill the rest of the step's budget, oldest slot first.
+  for (auto& slot : slots_) {
+    if (!slot->busy() || !slot->prefilling()) continue;
+    const auto& prompt = slot->job->request().prompt_tokens;
+    const std::size_t room = static_cast<std::size_t>(engine_.batch_tokens()) - batch.size();
+    const std::size_t n = std::min(room, prompt.size() - slot->prompt_done);
+    for (std::size_t k = 0; k < n; ++k) {
+      const bool last_of_prompt = slot->prompt_done + 1 == prompt.size();
+      if (last_of_prompt) slot->batch_index = static_cast<std::int32_t>(batch.size());
+      batch.push_back({prompt[slot->prompt_done++], slot->pos++, slot->id, last_of_prompt});
+    }
+  }
+  return batch;
+}
+
+void Scheduler::consume_logits() {
+  for (auto& slot : slots_) {
+    if (!slot->busy() || slot->batch_index < 0) continue;
+    const Token token = engine_.sample(*slot->sampler, slot->batch_index);
+    if (slot->generated == 0) slot->first_token = Clock::now();
+    ++slot->generated;
+    emit_token(*slot, token);
+  }
+}
+
+void Scheduler::emit_token(Slot& slot, Token token) {
+  if (engine_.is_end_of_generation(token)) return finish(slot, "stop");
+  TextStream::Output out = slot.text.push(engine_.token_piece(token));
+  if (!out.text.empty()) slot.job->emit(TokenEvent{slot.events_sent++, std::move(out.text)});
+  if (out.stopped) return finish(slot, "stop");
+  const bool at_max = slot.generated >= slot.job->request().params.max_tokens;
+  const bool context_full = slot.pos >= engine_.ctx_per_slot();
+  if (at_max || context_full) return finish(slot, "length");
+  slot.last = token;
+}
+
+void Scheduler::finish(Slot& slot, const char* finish_reason) {
+  std::string rest = slot.text.finish();
+  if (!rest.empty()) slot.job->emit(TokenEvent{slot.events_sent++, std::move(rest)});
+  const Clock::time_point now = Clock::now();
+  DoneEvent done;
+  done.finish_reason = finish_reason;
+  done.usage.prompt_tokens = static_cast<std::int64_t>(slot.job->request().prompt_tokens.size());
+  done.usage.completion_tokens = slot.generated;
+  done.timings.queue_ms = ms_between(slot.job->arrived(), slot.started);
+  done.timings.total_ms = ms_between(slot.job->arrived(), now);
+  if (slot.generated > 0) {
+    done.timings.ttft_ms = ms_between(slot.started, slot.first_token);
+    const double decode_s = std::chrono::duration<double>(now - slot.first_token).count();
+    if (slot.generated > 1 && decode_s > 0) {
+      done.timings.decode_tokens_per_s = (slot.generated - 1) / decode_s;
+    }
+  }
+  slot.job->emit(std::move(done));
+  release(slot);
+}
+
+void Scheduler::fail(Slot& slot, const char* code, const std::string& message) {
+  spdlog::warn("job {} failed on slot {}: {} ({})", slot.job->id(), slot.id, code, message);
+  slot.job->emit(ErrorEvent{code, message});
+  release(slot);
+}
+
+void Scheduler::release(Slot& slot) {
+  engine_.clear_slot(slot.id);
+  slot.job.reset();
+  slot.sampler.reset();
+  slot.batch_index = -1;
+  busy_slots_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+}  // namespace llmq

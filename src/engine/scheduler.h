@@ -1,0 +1,65 @@
+// Scheduler: the inference worker's decode loop, continuous batching over the engine's slots.
+//
+// One thread (started by start()) owns the engine's context and every Slot; nothing else touches
+// them. Each step it (1) hands free slots the next jobs from the queue, (2) drops slots whose
+// client left or whose deadline passed, (3) builds one batch holding the next token of every
+// generating sequence plus prompt chunks of sequences still prefilling, within the engine's
+// per-step token budget, (4) decodes it and (5) samples and streams one token per sequence that
+// asked for logits. A finished sequence frees its slot at once, and the next step fills it.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/engine.h"
+#include "engine/text_stream.h"
+#include "queue/job_queue.h"
+
+namespace llmq {
+
+struct SchedulerOptions {
+  std::string worker_id = "worker-0";  // shown to clients in `started`
+};
+
+class Scheduler {
+ public:
+  Scheduler(Engine& engine, JobQueue& queue, SchedulerOptions options);
+  ~Scheduler();  // stops and joins
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  void start();
+  // Stops after the current step; running jobs end with error "shutting_down". Idempotent.
+  void stop();
+
+  std::int32_t busy_slots() const { return busy_slots_.load(std::memory_order_relaxed); }
+  std::int32_t total_slots() const { return engine_.slots(); }
+
+ private:
+  struct Slot;
+
+  void run(const std::stop_token& stop);
+  void fill_free_slots(bool may_block);
+  bool start_job(Slot& slot, JobPtr job);
+  void drop_departed();
+  std::vector<BatchEntry> build_batch();
+  void consume_logits();
+  void emit_token(Slot& slot, Token token);
+  void finish(Slot& slot, const char* finish_reason);
+  void fail(Slot& slot, const char* code, const std::string& message);
+  void release(Slot& slot);
+
+  Engine& engine_;                          // the model and its context (this thread's)
+  JobQueue& queue_;                         // where jobs come from
+  const SchedulerOptions options_;
+  std::vector<std::unique_ptr<Slot>> slots_;  // one per engine sequence; run() thread only
+  std::atomic<std::int32_t> busy_slots_{0};   // slots holding a job, for readiness and metrics
+  std::jthread thread_;                       // runs run()
+};
+
+}  // namespace llmq

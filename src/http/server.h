@@ -1,0 +1,95 @@
+// The HTTP/1.1 server: accepts connections, reads requests within limits, and hands each one to
+// a Handler together with an Exchange through which the handler answers, whole or streamed.
+//
+// Threading: every connection runs as one coroutine on its own strand of the io_context, so a
+// handler never runs concurrently with itself for one connection; handlers for different
+// connections may run in parallel when the io_context has several threads.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace llmq::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+
+using Request = bhttp::request<bhttp::string_body>;
+using Response = bhttp::response<bhttp::string_body>;
+
+struct ServerLimits {
+  std::uint64_t max_body_bytes = 1 << 20;           // larger bodies: 413
+  std::uint32_t max_header_bytes = 16 << 10;        // larger headers: 431
+  std::chrono::milliseconds header_timeout{10000};  // a request's headers must arrive in this
+  std::chrono::milliseconds body_timeout{30000};    // and its body in this
+  std::chrono::milliseconds idle_timeout{60000};    // a keep-alive connection may idle this long
+};
+
+// A JSON response with the given status, body and keep-alive flag.
+Response json_response(bhttp::status status, std::string body, bool keep_alive);
+
+// The answering side of one request. Use either reply() once, or open_stream(), write_chunk()…,
+// close_stream(). Lives as long as the handler's call.
+class Exchange {
+ public:
+  Exchange(beast::tcp_stream& stream, beast::flat_buffer& buffer, const Request& request);
+
+  asio::awaitable<void> reply(Response response);
+
+  // Starts a chunked response; the connection closes after the stream ends.
+  asio::awaitable<bool> open_stream(bhttp::status status, std::string_view content_type);
+  // False once the client can no longer be written to.
+  asio::awaitable<bool> write_chunk(std::string_view data);
+  asio::awaitable<void> close_stream();
+
+  // Completes when the client closes the connection or it breaks. Never completes otherwise;
+  // meant to be raced (awaitable operator ||) against the work it would cancel.
+  asio::awaitable<void> client_gone();
+  bool client_left() const { return client_left_; }
+
+  std::string remote_address() const;
+  bool keep_alive() const { return keep_alive_; }
+
+ private:
+  beast::tcp_stream& stream_;   // the connection
+  beast::flat_buffer& buffer_;  // bytes read past the current request (pipelining)
+  bool keep_alive_;             // whether the connection stays open after this exchange
+  bool client_left_ = false;    // set by client_gone()
+};
+
+class Handler {
+ public:
+  virtual ~Handler() = default;
+  virtual asio::awaitable<void> handle(const Request& request, Exchange& exchange) = 0;
+};
+
+class Server {
+ public:
+  Server(asio::io_context& io, Handler& handler, ServerLimits limits);
+
+  // Binds and starts accepting; returns the bound endpoint. Throws on failure to bind.
+  asio::ip::tcp::endpoint listen(const std::string& host, std::uint16_t port);
+  // Stops accepting new connections.
+  void stop();
+
+ private:
+  asio::awaitable<void> accept_loop();
+  asio::awaitable<void> serve_connection(asio::ip::tcp::socket socket);
+
+  asio::io_context& io_;
+  Handler& handler_;
+  const ServerLimits limits_;
+  asio::ip::tcp::acceptor acceptor_;
+};
+
+}  // namespace llmq::http

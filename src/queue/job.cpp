@@ -1,0 +1,13 @@
+#include "queue/job.h"
+
+namespace llmq {
+
+Job::Job(std::string id, ValidatedRequest request, std::optional<Clock::time_point> deadline,
+         std::shared_ptr<JobSink> sink)
+    : id_(std::move(id)),
+      request_(std::move(request)),
+      arrived_(Clock::now()),
+      deadline_(deadline),
+      sink_(std::move(sink)) {}
+
+}  // namespace llmq

@@ -1,0 +1,70 @@
+// What a job tells its client while it waits and runs: the SSE events of the contract, as data.
+// The queue and the worker produce them; http/ frames them (see http/sse.h).
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json_fwd.hpp>
+#include <string>
+#include <variant>
+
+namespace llmq {
+
+struct QueuedEvent {
+  std::string id;           // request id
+  std::int64_t position;    // jobs ahead of this one (0 = next)
+  std::int64_t queue_depth; // jobs waiting in the queue, this one included
+};
+
+struct PingEvent {
+  bool running = false;     // false: still waiting in the queue; true: generating
+  std::int64_t position;    // jobs ahead (meaningful while waiting)
+  std::int64_t waited_ms;   // time in the queue so far (waiting), or since start (running)
+};
+
+struct StartedEvent {
+  std::string worker;       // worker id
+  std::int64_t queue_ms;    // time spent waiting
+  int attempt = 1;          // 1 for the first run
+};
+
+struct TokenEvent {
+  std::int64_t index;       // 0-based index of this text piece in the stream
+  std::string text;         // whole UTF-8 characters only
+};
+
+struct Usage {
+  std::int64_t prompt_tokens = 0;
+  std::int64_t completion_tokens = 0;
+};
+
+struct Timings {
+  std::int64_t queue_ms = 0;
+  std::int64_t ttft_ms = 0;          // from start of generation to the first token
+  std::int64_t total_ms = 0;         // from arrival to done
+  double decode_tokens_per_s = 0.0;  // completion tokens after the first / decode time
+};
+
+struct DoneEvent {
+  std::string finish_reason;  // "stop", "length" or "cancelled"
+  Usage usage;
+  Timings timings;
+};
+
+struct ErrorEvent {
+  std::string code;     // "deadline_exceeded", "engine_failure", "shutting_down", …
+  std::string message;
+};
+
+using JobEvent = std::variant<QueuedEvent, PingEvent, StartedEvent, TokenEvent, DoneEvent, ErrorEvent>;
+
+// The name of the SSE event for each alternative ("queued", "ping", ...).
+const char* event_name(const JobEvent& event);
+
+// The event's `data:` payload as one line of JSON.
+std::string event_json(const JobEvent& event);
+
+// The `usage` and `timings` objects, shared by `done` and the non-streaming answer.
+nlohmann::json usage_json(const Usage& usage);
+nlohmann::json timings_json(const Timings& timings);
+
+}  // namespace llmq

@@ -1,0 +1,398 @@
+// Tests of the llmq command line: flags, LLMQ_* environment, TOML file, precedence, validation.
+#include "cli/config.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace llmq {
+namespace {
+
+using Env = std::map<std::string, std::string>;
+
+EnvLookup env_of(Env vars) {
+  return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
+    const auto it = vars.find(name);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+const Env kHome = {{"HOME", "/home/u"}};
+const std::string kHomeModel = "/home/u/.cache/llmq/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+
+CommandLine parse(std::vector<std::string> args, const Env& env = kHome) {
+  args.insert(args.begin(), "llmq");
+  std::vector<const char*> argv;
+  for (const auto& arg : args) argv.push_back(arg.c_str());
+  return parse_command_line(static_cast<int>(argv.size()), argv.data(), env_of(env));
+}
+
+// Parses a command line that must succeed.
+ServeConfig serve(std::vector<std::string> args, const Env& env = kHome) {
+  testing::internal::CaptureStderr();
+  CommandLine result = parse(std::move(args), env);
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(std::holds_alternative<ServeConfig>(result)) << "stderr: " << err;
+  EXPECT_EQ(err, "");
+  if (auto* config = std::get_if<ServeConfig>(&result)) return *config;
+  return {};
+}
+
+// Parses a command line that must fail with a usage error; returns the stderr text.
+std::string usage_error(std::vector<std::string> args, const Env& env = kHome) {
+  testing::internal::CaptureStderr();
+  CommandLine result = parse(std::move(args), env);
+  const std::string err = testing::internal::GetCapturedStderr();
+  const auto* exit = std::get_if<ExitNow>(&result);
+  EXPECT_NE(exit, nullptr) << "parsed although an error was expected";
+  if (exit != nullptr) {
+    EXPECT_EQ(exit->code, 2);
+  }
+  EXPECT_TRUE(err.starts_with("llmq: ")) << err;
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << "not one line: " << err;
+  return err;
+}
+
+class ConfigTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = (std::filesystem::temp_directory_path() / "llmq_config_XXXXXX").string();
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::string write(const std::string& name, const std::string& text) {
+    const std::string path = (dir_ / name).string();
+    std::ofstream(path) << text;
+    return path;
+  }
+
+  std::filesystem::path dir_;
+};
+
+TEST(Config, Defaults) {
+  const ServeConfig config = serve({"serve"});
+  ServeConfig expected;
+  expected.model = kHomeModel;
+  EXPECT_EQ(describe(config), describe(expected));
+  EXPECT_EQ(config.config_file, "");
+}
+
+TEST(Config, EachFlagParsed) {
+  const ServeConfig c = serve({"serve", "--model", "/m.gguf", "--host", "0.0.0.0", "--port", "0",
+                               "--slots", "8", "--threads", "3", "--ctx-size", "2048",
+                               "--batch-size", "64", "--queue-max", "0", "--ping-interval-ms",
+                               "250", "--elastic-url", "http://es:9200", "--max-body-bytes",
+                               "2048", "--max-header-bytes", "4096", "--timeout-ms", "0",
+                               "--default-max-tokens", "32", "--http-threads", "2",
+                               "--log-level=debug"});
+  EXPECT_EQ(c.model, "/m.gguf");
+  EXPECT_EQ(c.host, "0.0.0.0");
+  EXPECT_EQ(c.port, 0);
+  EXPECT_EQ(c.slots, 8);
+  EXPECT_EQ(c.threads, 3);
+  EXPECT_EQ(c.ctx_size, 2048);
+  EXPECT_EQ(c.batch_size, 64);
+  EXPECT_EQ(c.queue_max, 0);
+  EXPECT_EQ(c.ping_interval_ms, 250);
+  EXPECT_EQ(c.elastic_url, "http://es:9200");
+  EXPECT_EQ(c.max_body_bytes, 2048);
+  EXPECT_EQ(c.max_header_bytes, 4096);
+  EXPECT_EQ(c.timeout_ms, 0);
+  EXPECT_EQ(c.default_max_tokens, 32);
+  EXPECT_EQ(c.http_threads, 2);
+  EXPECT_EQ(c.log_level, "debug");
+}
+
+TEST(Config, EachFlagReadsItsEnvironmentVariable) {
+  const ServeConfig c = serve(
+      {"serve"}, {{"LLMQ_MODEL", "/e.gguf"},         {"LLMQ_HOST", "::1"},
+                  {"LLMQ_PORT", "9000"},             {"LLMQ_SLOTS", "2"},
+                  {"LLMQ_THREADS", "5"},             {"LLMQ_CTX_SIZE", "1024"},
+                  {"LLMQ_BATCH_SIZE", "128"},        {"LLMQ_QUEUE_MAX", "7"},
+                  {"LLMQ_PING_INTERVAL_MS", "50"},   {"LLMQ_ELASTIC_URL", "http://x"},
+                  {"LLMQ_MAX_BODY_BYTES", "99"},     {"LLMQ_MAX_HEADER_BYTES", "2048"},
+                  {"LLMQ_TIMEOUT_MS", "1234"},       {"LLMQ_DEFAULT_MAX_TOKENS", "16"},
+                  {"LLMQ_HTTP_THREADS", "3"},        {"LLMQ_LOG_LEVEL", "warn"}});
+  EXPECT_EQ(c.model, "/e.gguf");
+  EXPECT_EQ(c.host, "::1");
+  EXPECT_EQ(c.port, 9000);
+  EXPECT_EQ(c.slots, 2);
+  EXPECT_EQ(c.threads, 5);
+  EXPECT_EQ(c.ctx_size, 1024);
+  EXPECT_EQ(c.batch_size, 128);
+  EXPECT_EQ(c.queue_max, 7);
+  EXPECT_EQ(c.ping_interval_ms, 50);
+  EXPECT_EQ(c.elastic_url, "http://x");
+  EXPECT_EQ(c.max_body_bytes, 99);
+  EXPECT_EQ(c.max_header_bytes, 2048);
+  EXPECT_EQ(c.timeout_ms, 1234);
+  EXPECT_EQ(c.default_max_tokens, 16);
+  EXPECT_EQ(c.http_threads, 3);
+  EXPECT_EQ(c.log_level, "warn");
+}
+
+TEST(Config, FlagBeatsEnvironment) {
+  EXPECT_EQ(serve({"serve", "--ctx-size", "512"}, {{"LLMQ_CTX_SIZE", "1024"}}).ctx_size, 512);
+}
+
+TEST(Config, EmptyEnvironmentVariableCountsAsUnset) {
+  EXPECT_EQ(serve({"serve"}, {{"LLMQ_PORT", ""}}).port, 8080);
+}
+
+TEST(Config, RepeatedFlagLastWins) {
+  EXPECT_EQ(serve({"serve", "--slots", "2", "--slots", "3"}).slots, 3);
+}
+
+TEST(Config, LargeInt64Values) {
+  const ServeConfig c =
+      serve({"serve", "--max-body-bytes", "1073741824", "--timeout-ms", "86400000"});
+  EXPECT_EQ(c.max_body_bytes, std::int64_t{1} << 30);
+  EXPECT_EQ(c.timeout_ms, 86400000);
+}
+
+TEST_F(ConfigTest, FileBeatsDefault) {
+  const std::string file = write("a.toml", "ctx-size = 2048\nhost = \"0.0.0.0\"\n");
+  const ServeConfig c = serve({"serve", "--config", file});
+  EXPECT_EQ(c.ctx_size, 2048);
+  EXPECT_EQ(c.host, "0.0.0.0");
+  EXPECT_EQ(c.slots, 4);
+  EXPECT_EQ(c.config_file, file);
+}
+
+TEST_F(ConfigTest, EnvironmentBeatsFile) {
+  const std::string file = write("a.toml", "ctx-size = 2048\n");
+  EXPECT_EQ(serve({"serve", "--config", file}, {{"LLMQ_CTX_SIZE", "1024"}}).ctx_size, 1024);
+}
+
+TEST_F(ConfigTest, FlagBeatsFile) {
+  const std::string file = write("a.toml", "ctx-size = 2048\n");
+  EXPECT_EQ(serve({"serve", "--config", file, "--ctx-size", "256"}).ctx_size, 256);
+}
+
+TEST_F(ConfigTest, ConfigFileFromEnvironment) {
+  const std::string file = write("a.toml", "port = 1234\n");
+  const ServeConfig c = serve({"serve"}, {{"LLMQ_CONFIG", file}});
+  EXPECT_EQ(c.port, 1234);
+  EXPECT_EQ(c.config_file, file);
+}
+
+TEST_F(ConfigTest, ConfigFlagBeatsConfigEnvironment) {
+  const std::string a = write("a.toml", "port = 1\n");
+  const std::string b = write("b.toml", "port = 2\n");
+  EXPECT_EQ(serve({"serve", "--config", b}, {{"LLMQ_CONFIG", a}}).port, 2);
+  // An empty --config turns off the file named by the environment.
+  const ServeConfig none = serve({"serve", "--config", ""}, {{"LLMQ_CONFIG", a}});
+  EXPECT_EQ(none.port, 8080);
+  EXPECT_EQ(none.config_file, "");
+}
+
+TEST_F(ConfigTest, ServeTableAndBothKeySpellings) {
+  const std::string file = write("a.toml",
+                                 "log_level = \"debug\"\n"
+                                 "[serve]\n"
+                                 "ctx-size = 2048\n"
+                                 "batch_size = 64\n"
+                                 "max_body_bytes = 4096\n");
+  const ServeConfig c = serve({"serve", "--config", file});
+  EXPECT_EQ(c.log_level, "debug");
+  EXPECT_EQ(c.ctx_size, 2048);
+  EXPECT_EQ(c.batch_size, 64);
+  EXPECT_EQ(c.max_body_bytes, 4096);
+}
+
+TEST_F(ConfigTest, ServeTableBeatsTopLevel) {
+  const std::string file = write("a.toml", "slots = 2\n[serve]\nslots = 3\n");
+  EXPECT_EQ(serve({"serve", "--config", file}).slots, 3);
+}
+
+TEST_F(ConfigTest, KeyGivenTwiceInOneTableIsError) {
+  const std::string file = write("a.toml", "ctx-size = 1024\nctx_size = 2048\n");
+  EXPECT_NE(usage_error({"serve", "--config", file}).find("ctx_size"), std::string::npos);
+}
+
+TEST_F(ConfigTest, UnknownKeyIsError) {
+  const std::string file = write("a.toml", "[serve]\nctx_sise = 2048\n");
+  const std::string err = usage_error({"serve", "--config", file});
+  EXPECT_EQ(err, "llmq: " + file + ": unknown key \"serve.ctx_sise\"\n");
+}
+
+TEST_F(ConfigTest, UnknownTableIsError) {
+  const std::string file = write("a.toml", "[server]\nport = 1\n");
+  EXPECT_NE(usage_error({"serve", "--config", file}).find("\"server\""), std::string::npos);
+}
+
+TEST_F(ConfigTest, UnknownKeyIsErrorEvenWhenOverridden) {
+  const std::string file = write("a.toml", "prot = 1\n");
+  usage_error({"serve", "--config", file, "--port", "2"});
+}
+
+TEST_F(ConfigTest, WrongTypeIsErrorNamingKeyAndFile) {
+  const std::string file = write("a.toml", "port = \"8080\"\n");
+  const std::string err = usage_error({"serve", "--config", file});
+  EXPECT_EQ(err, "llmq: " + file + ": key \"port\" must be an integer, not string\n");
+  const std::string host = write("b.toml", "host = 1\n");
+  EXPECT_NE(usage_error({"serve", "--config", host}).find("\"host\" must be a string"),
+            std::string::npos);
+}
+
+TEST_F(ConfigTest, OutOfRangeInFileNamesFileAndKey) {
+  const std::string file = write("a.toml", "[serve]\nslots = 0\n");
+  EXPECT_EQ(usage_error({"serve", "--config", file}),
+            "llmq: " + file + ": key \"serve.slots\": --slots must be between 1 and 256 (got 0)\n");
+}
+
+TEST_F(ConfigTest, SyntaxErrorNamesFile) {
+  const std::string file = write("a.toml", "port = = 1\n");
+  EXPECT_TRUE(usage_error({"serve", "--config", file}).starts_with("llmq: " + file + ":1:"));
+}
+
+TEST_F(ConfigTest, MissingConfigFileIsError) {
+  const std::string missing = (dir_ / "nope.toml").string();
+  EXPECT_NE(usage_error({"serve", "--config", missing}).find(missing), std::string::npos);
+  EXPECT_NE(usage_error({"serve"}, {{"LLMQ_CONFIG", missing}}).find(missing), std::string::npos);
+  usage_error({"serve", "--config", dir_.string()});  // a directory is not a file
+}
+
+TEST(Config, OutOfRangeMessage) {
+  EXPECT_EQ(usage_error({"serve", "--slots", "0"}),
+            "llmq: --slots must be between 1 and 256 (got 0)\n");
+}
+
+// Each numeric flag accepts both ends of its range and refuses one past either end.
+TEST(Config, RangesOfEveryNumericFlag) {
+  struct Range {
+    std::string flag;
+    long long min, max;
+  };
+  const Range ranges[] = {
+      {"port", 0, 65535},         {"slots", 1, 256},
+      {"threads", 0, 1024},       {"ctx-size", 16, 1048576},
+      {"batch-size", 1, 65536},   {"queue-max", 0, 1000000},
+      {"ping-interval-ms", 10, 3600000}, {"max-body-bytes", 1, 1LL << 30},
+      {"max-header-bytes", 1024, 1 << 20}, {"timeout-ms", 0, 86400000},
+      {"default-max-tokens", 1, 1048576}, {"http-threads", 1, 64},
+  };
+  for (const auto& r : ranges) {
+    SCOPED_TRACE(r.flag);
+    const std::string flag = "--" + r.flag;
+    serve({"serve", flag, std::to_string(r.min)});
+    serve({"serve", flag, std::to_string(r.max)});
+    for (long long bad : {r.min - 1, r.max + 1})
+      EXPECT_NE(usage_error({"serve", flag, std::to_string(bad)}).find(flag), std::string::npos);
+  }
+}
+
+TEST(Config, HugeNumberIsRangeError) {
+  EXPECT_EQ(usage_error({"serve", "--port", "99999999999999999999"}),
+            "llmq: --port must be between 0 and 65535 (got 99999999999999999999)\n");
+}
+
+TEST(Config, NonNumericValues) {
+  EXPECT_EQ(usage_error({"serve"}, {{"LLMQ_PORT", "abc"}}),
+            "llmq: LLMQ_PORT=abc: --port must be an integer (got \"abc\")\n");
+  EXPECT_EQ(usage_error({"serve", "--slots", "4x"}),
+            "llmq: --slots must be an integer (got \"4x\")\n");
+  usage_error({"serve", "--slots", ""});
+  usage_error({"serve", "--slots", "1.5"});
+}
+
+TEST(Config, LogLevels) {
+  for (const char* level : {"trace", "debug", "info", "warn", "error"})
+    EXPECT_EQ(serve({"serve", "--log-level", level}).log_level, level);
+  EXPECT_EQ(usage_error({"serve"}, {{"LLMQ_LOG_LEVEL", "verbose"}}),
+            "llmq: LLMQ_LOG_LEVEL=verbose: --log-level must be one of trace, debug, info, warn, "
+            "error (got \"verbose\")\n");
+}
+
+TEST(Config, HelpPrintsToStdoutAndExitsZero) {
+  testing::internal::CaptureStdout();
+  CommandLine top = parse({"--help"});
+  const std::string top_help = testing::internal::GetCapturedStdout();
+  ASSERT_TRUE(std::holds_alternative<ExitNow>(top));
+  EXPECT_EQ(std::get<ExitNow>(top).code, 0);
+  EXPECT_NE(top_help.find("serve"), std::string::npos);
+
+  testing::internal::CaptureStdout();
+  CommandLine sub = parse({"serve", "--help"});
+  const std::string help = testing::internal::GetCapturedStdout();
+  ASSERT_TRUE(std::holds_alternative<ExitNow>(sub));
+  EXPECT_EQ(std::get<ExitNow>(sub).code, 0);
+  for (const char* text : {"--model", "--ctx-size", "--http-threads", "--config", "[default: 4096]",
+                           "LLMQ_CTX_SIZE"})
+    EXPECT_NE(help.find(text), std::string::npos) << text;
+  EXPECT_NE(help.find("[default: " + kHomeModel + "]"), std::string::npos);
+}
+
+TEST(Config, CommandLineErrors) {
+  EXPECT_EQ(usage_error({}),
+            "llmq: missing subcommand (expected a subcommand: serve; see 'llmq --help')\n");
+  EXPECT_NE(usage_error({"srve"}).find("unknown subcommand 'srve'"), std::string::npos);
+  EXPECT_NE(usage_error({"serve", "--bogus"}).find("--bogus"), std::string::npos);
+  EXPECT_NE(usage_error({"--bogus"}).find("--bogus"), std::string::npos);
+  EXPECT_NE(usage_error({"--port", "1", "serve"}).find("--port"), std::string::npos);
+  usage_error({"serve", "extra"});
+  usage_error({"serve", "--port"});
+}
+
+TEST(Config, DefaultModelPath) {
+  const std::string file = "/SmolLM2-135M-Instruct.Q4_1.gguf";
+  EXPECT_EQ(default_model_path(env_of({{"LLMQ_MODELS_DIR", "/models"},
+                                       {"XDG_CACHE_HOME", "/xdg"},
+                                       {"HOME", "/home/u"}})),
+            "/models" + file);
+  EXPECT_EQ(default_model_path(env_of({{"XDG_CACHE_HOME", "/xdg"}, {"HOME", "/home/u"}})),
+            "/xdg/llmq/models" + file);
+  EXPECT_EQ(default_model_path(env_of({{"HOME", "/home/u"}})), "/home/u/.cache/llmq/models" + file);
+  EXPECT_EQ(default_model_path(env_of({{"LLMQ_MODELS_DIR", ""}, {"HOME", "/h"}})),
+            "/h/.cache/llmq/models" + file);
+}
+
+TEST(Config, ModelDefaultFollowsEnvironmentAndFlagOverrides) {
+  EXPECT_EQ(serve({"serve"}, {{"LLMQ_MODELS_DIR", "/m"}}).model,
+            "/m/SmolLM2-135M-Instruct.Q4_1.gguf");
+  EXPECT_EQ(serve({"serve", "--model", "/x.gguf"}, {{"LLMQ_MODELS_DIR", "/m"}}).model, "/x.gguf");
+}
+
+TEST(Config, DescribeListsEveryFieldAndMasksSecrets) {
+  ServeConfig config;
+  config.model = "/my models/m.gguf";
+  config.elastic_url = "https://elastic:s3cret@es.example:9200/prefix";
+  const std::string line = describe(config);
+  EXPECT_EQ(line.find("s3cret"), std::string::npos) << line;
+  EXPECT_NE(line.find("elastic_url=https://***@es.example:9200/prefix"), std::string::npos) << line;
+  EXPECT_NE(line.find("model=\"/my models/m.gguf\""), std::string::npos) << line;
+  for (const char* key : {"host=127.0.0.1", "port=8080", "slots=4", "threads=0", "ctx_size=4096",
+                          "batch_size=512", "queue_max=64", "ping_interval_ms=1000",
+                          "max_body_bytes=1048576", "max_header_bytes=16384", "timeout_ms=600000",
+                          "default_max_tokens=256", "http_threads=1", "log_level=info",
+                          "config_file="})
+    EXPECT_NE(line.find(key), std::string::npos) << key;
+  EXPECT_EQ(line.find('\n'), std::string::npos);
+}
+
+TEST(Config, DescribeMasksConservatively) {
+  ServeConfig config;
+  config.elastic_url = "http://es:9200/a@b";  // an @ in the path is masked too: safer
+  EXPECT_NE(describe(config).find("elastic_url=http://***@b"), std::string::npos);
+  config.elastic_url = "http://es:9200";
+  EXPECT_NE(describe(config).find("elastic_url=http://es:9200 "), std::string::npos);
+}
+
+TEST(Config, ProcessEnvReadsTheRealEnvironment) {
+  ASSERT_EQ(setenv("LLMQ_TEST_PROCESS_ENV", "yes", 1), 0);
+  EXPECT_EQ(process_env()("LLMQ_TEST_PROCESS_ENV"), "yes");
+  unsetenv("LLMQ_TEST_PROCESS_ENV");
+  EXPECT_EQ(process_env()("LLMQ_TEST_PROCESS_ENV"), std::nullopt);
+}
+
+}  // namespace
+}  // namespace llmq

@@ -1,0 +1,104 @@
+// A deterministic Engine for unit tests of scheduling: no model, instant decode.
+//
+// Tokens are small integers. tokenize() maps each byte to one token; the "model" always
+// predicts the token after the one it was fed (t -> t+1), whose piece is a letter. Every decode
+// batch is recorded so tests can check how the scheduler batched.
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <set>
+#include <vector>
+
+#include "engine/engine.h"
+
+namespace llmq::testing {
+
+class FakeEngine final : public Engine {
+ public:
+  FakeEngine(std::int32_t slots, std::int32_t ctx_per_slot, std::int32_t batch_tokens)
+      : slots_(slots), ctx_(ctx_per_slot), batch_(batch_tokens) {
+    info_.name = "fake";
+    info_.has_chat_template = true;
+  }
+
+  const ModelInfo& info() const override { return info_; }
+  std::int32_t slots() const override { return slots_; }
+  std::int32_t ctx_per_slot() const override { return ctx_; }
+  std::int32_t batch_tokens() const override { return batch_; }
+
+  std::vector<Token> tokenize(std::string_view text, bool) const override {
+    return {text.begin(), text.end()};
+  }
+  std::optional<std::string> apply_chat_template(const std::vector<ChatMessage>& m) const override {
+    std::string out;
+    for (const auto& msg : m) out += msg.role + ":" + msg.content + "\n";
+    return out;
+  }
+  std::string token_piece(Token token) const override {
+    std::lock_guard lock(mu_);
+    if (auto it = pieces_.find(token); it != pieces_.end()) return it->second;
+    return std::string(1, static_cast<char>('a' + token % 26));
+  }
+  bool is_end_of_generation(Token token) const override {
+    std::lock_guard lock(mu_);
+    return eog_.count(token) > 0;
+  }
+
+  std::unique_ptr<Sampler> make_sampler(const SamplingParams&) override {
+    return std::make_unique<Sampler>();
+  }
+  bool decode(const std::vector<BatchEntry>& batch) override {
+    std::lock_guard lock(mu_);
+    batches_.push_back(batch);
+    last_ = batch;
+    if (fail_decodes_ > 0) {
+      --fail_decodes_;
+      return false;
+    }
+    return true;
+  }
+  Token sample(Sampler&, std::int32_t batch_index) override {
+    std::lock_guard lock(mu_);
+    return last_.at(static_cast<std::size_t>(batch_index)).token + 1;
+  }
+  void clear_slot(std::int32_t slot) override {
+    std::lock_guard lock(mu_);
+    cleared_.push_back(slot);
+  }
+
+  // --- test controls and observations (any thread) ---
+  void set_piece(Token token, std::string piece) {
+    std::lock_guard lock(mu_);
+    pieces_[token] = std::move(piece);
+  }
+  void set_end_of_generation(Token token) {
+    std::lock_guard lock(mu_);
+    eog_.insert(token);
+  }
+  void fail_next_decodes(int n) {
+    std::lock_guard lock(mu_);
+    fail_decodes_ = n;
+  }
+  std::vector<std::vector<BatchEntry>> batches() const {
+    std::lock_guard lock(mu_);
+    return batches_;
+  }
+  std::vector<std::int32_t> cleared() const {
+    std::lock_guard lock(mu_);
+    return cleared_;
+  }
+
+ private:
+  const std::int32_t slots_, ctx_, batch_;
+  ModelInfo info_;
+  mutable std::mutex mu_;
+  std::map<Token, std::string> pieces_;
+  std::set<Token> eog_;
+  int fail_decodes_ = 0;
+  std::vector<BatchEntry> last_;
+  std::vector<std::vector<BatchEntry>> batches_;
+  std::vector<std::int32_t> cleared_;
+};
+
+}  // namespace llmq::testing

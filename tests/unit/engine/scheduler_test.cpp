@@ -1,0 +1,286 @@
+#include "engine/scheduler.h"
+
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <mutex>
+
+#include "engine/fake_engine.h"
+#include "queue/in_process_queue.h"
+
+namespace llmq {
+namespace {
+
+using std::chrono::milliseconds;
+using testing::FakeEngine;
+
+// Collects a job's events, in order, for the test thread.
+class RecordingSink final : public JobSink {
+ public:
+  void on_event(JobEvent event) override {
+    std::lock_guard lock(mu_);
+    const bool last = std::holds_alternative<DoneEvent>(event) ||
+                      std::holds_alternative<ErrorEvent>(event);
+    events_.push_back(std::move(event));
+    if (last) {
+      ended_ = true;
+      cv_.notify_all();
+    }
+  }
+  // Waits for done/error; false on timeout.
+  bool wait_end(milliseconds timeout = milliseconds(5000)) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] { return ended_; });
+  }
+  std::vector<JobEvent> events() const {
+    std::lock_guard lock(mu_);
+    return events_;
+  }
+  std::string text() const {
+    std::string out;
+    for (const auto& e : events()) {
+      if (auto* t = std::get_if<TokenEvent>(&e)) out += t->text;
+    }
+    return out;
+  }
+  template <class T>
+  const T* last_as() const {
+    std::lock_guard lock(mu_);
+    return events_.empty() ? nullptr : std::get_if<T>(&events_.back());
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<JobEvent> events_;
+  bool ended_ = false;
+};
+
+struct Submitted {
+  JobPtr job;
+  std::shared_ptr<RecordingSink> sink;
+};
+
+Submitted submit(JobQueue& q, const std::string& id, std::string prompt, int max_tokens,
+                 std::vector<std::string> stop = {},
+                 std::optional<Clock::time_point> deadline = std::nullopt) {
+  ValidatedRequest r;
+  r.params.max_tokens = max_tokens;
+  r.params.stop = std::move(stop);
+  r.prompt_tokens.assign(prompt.begin(), prompt.end());
+  auto sink = std::make_shared<RecordingSink>();
+  auto job = std::make_shared<Job>(id, std::move(r), deadline, sink);
+  EXPECT_EQ(q.push(job), PushResult::accepted);
+  return {job, sink};
+}
+
+class SchedulerTest : public ::testing::Test {
+ protected:
+  void start(std::int32_t slots, std::int32_t ctx = 256, std::int32_t batch = 64) {
+    engine_ = std::make_unique<FakeEngine>(slots, ctx, batch);
+    scheduler_ = std::make_unique<Scheduler>(*engine_, queue_, SchedulerOptions{"w-test"});
+  }
+  void TearDown() override {
+    if (scheduler_) scheduler_->stop();
+  }
+  InProcessQueue queue_{100};
+  std::unique_ptr<FakeEngine> engine_;
+  std::unique_ptr<Scheduler> scheduler_;
+};
+
+TEST_F(SchedulerTest, StreamsStartedTokensAndDoneWithUsage) {
+  start(1);
+  auto a = submit(queue_, "a", "ab", 5);
+  scheduler_->start();
+  ASSERT_TRUE(a.sink->wait_end());
+  const auto events = a.sink->events();
+  ASSERT_TRUE(std::holds_alternative<StartedEvent>(events.front()));
+  EXPECT_EQ(std::get<StartedEvent>(events.front()).worker, "w-test");
+  EXPECT_EQ(std::get<StartedEvent>(events.front()).attempt, 1);
+  // Prompt "ab" ends in 'b' (98): the fake predicts 99, 100, ... whose pieces are letters.
+  EXPECT_EQ(a.sink->text(), "vwxyz");
+  const auto* done = a.sink->last_as<DoneEvent>();
+  ASSERT_NE(done, nullptr);
+  EXPECT_EQ(done->finish_reason, "length");
+  EXPECT_EQ(done->usage.prompt_tokens, 2);
+  EXPECT_EQ(done->usage.completion_tokens, 5);
+  std::int64_t i = 0;
+  for (const auto& e : events) {
+    if (auto* t = std::get_if<TokenEvent>(&e)) {
+      EXPECT_EQ(t->index, i++);
+    }
+  }
+}
+
+TEST_F(SchedulerTest, RunningSequencesShareEveryDecodeStep) {
+  start(2);
+  auto a = submit(queue_, "a", "a", 20);
+  auto b = submit(queue_, "b", "b", 20);
+  scheduler_->start();
+  ASSERT_TRUE(a.sink->wait_end());
+  ASSERT_TRUE(b.sink->wait_end());
+  int both = 0;
+  for (const auto& batch : engine_->batches()) {
+    std::set<std::int32_t> slots;
+    for (const auto& e : batch) slots.insert(e.slot);
+    if (slots.size() == 2) ++both;
+  }
+  // Both generate 20 tokens in lock-step: nearly every step carries both sequences.
+  EXPECT_GE(both, 19);
+}
+
+TEST_F(SchedulerTest, AFreedSlotTakesTheNextJobWhileOthersStillRun) {
+  start(2);
+  auto shortjob = submit(queue_, "short", "a", 3);
+  auto longjob = submit(queue_, "long", "b", 60);
+  auto waiting = submit(queue_, "waiting", "Z", 3);  // 'Z' (90) is decoded by no other job
+  scheduler_->start();
+  ASSERT_TRUE(waiting.sink->wait_end());
+  ASSERT_TRUE(longjob.sink->wait_end());
+  EXPECT_EQ(longjob.sink->last_as<DoneEvent>()->usage.completion_tokens, 60);
+  const auto batches = engine_->batches();
+  std::size_t waiting_prefill = batches.size();
+  for (std::size_t i = 0; i < batches.size() && waiting_prefill == batches.size(); ++i) {
+    for (const auto& e : batches[i]) {
+      if (e.token == 'Z') waiting_prefill = i;
+    }
+  }
+  // The waiting job was prefilled right after the short one ended (step 4), long before the
+  // long job's last step: continuous batching, not batch-by-batch.
+  EXPECT_LE(waiting_prefill, 5u);
+  EXPECT_GT(batches.size(), 50u);
+  EXPECT_EQ(engine_->cleared().size(), 3u);  // every job's slot was cleared after it
+}
+
+TEST_F(SchedulerTest, LongPromptIsPrefilledInChunksWithoutStallingAGeneratingSequence) {
+  start(2, 512, 16);
+  auto running = submit(queue_, "running", "a", 40);
+  scheduler_->start();
+  // Let the first sequence start generating, then a long prompt arrives.
+  while (running.sink->events().size() < 3) std::this_thread::sleep_for(milliseconds(1));
+  auto big = submit(queue_, "big", std::string(100, 'x'), 2);
+  ASSERT_TRUE(big.sink->wait_end());
+  ASSERT_TRUE(running.sink->wait_end());
+  int prefill_steps = 0;
+  for (const auto& batch : engine_->batches()) {
+    EXPECT_LE(batch.size(), 16u);
+    bool has_prefill = false, has_running = false;
+    for (const auto& e : batch) {
+      if (e.slot == 1 && !e.logits) has_prefill = true;
+      if (e.slot == 0) has_running = true;
+    }
+    if (has_prefill) {
+      ++prefill_steps;
+      EXPECT_TRUE(has_running) << "a prefill step left the running sequence out";
+    }
+  }
+  EXPECT_GE(prefill_steps, 100 / 16);
+}
+
+TEST_F(SchedulerTest, CancelledRunningJobEndsAsCancelledAndFreesItsSlot) {
+  start(1, 1 << 30);  // a context that never fills
+  auto a = submit(queue_, "a", "a", 100000);
+  auto b = submit(queue_, "b", "b", 3);
+  scheduler_->start();
+  while (a.sink->events().size() < 5) std::this_thread::sleep_for(milliseconds(1));
+  a.job->cancel();
+  ASSERT_TRUE(a.sink->wait_end());
+  EXPECT_EQ(a.sink->last_as<DoneEvent>()->finish_reason, "cancelled");
+  ASSERT_TRUE(b.sink->wait_end());
+  EXPECT_EQ(b.sink->last_as<DoneEvent>()->finish_reason, "length");
+}
+
+TEST_F(SchedulerTest, JobCancelledWhileWaitingNeverStarts) {
+  start(1);
+  auto a = submit(queue_, "a", "a", 3);
+  a.job->cancel();
+  auto b = submit(queue_, "b", "b", 3);
+  scheduler_->start();
+  ASSERT_TRUE(b.sink->wait_end());
+  EXPECT_TRUE(a.sink->events().empty());
+}
+
+TEST_F(SchedulerTest, DeadlinePassedInQueueIsAnErrorWithoutStarting) {
+  start(1);
+  auto a = submit(queue_, "a", "a", 3, {}, Clock::now() - milliseconds(1));
+  scheduler_->start();
+  ASSERT_TRUE(a.sink->wait_end());
+  ASSERT_EQ(a.sink->events().size(), 1u);
+  EXPECT_EQ(a.sink->last_as<ErrorEvent>()->code, "deadline_exceeded");
+}
+
+TEST_F(SchedulerTest, RunningJobStopsAtItsDeadline) {
+  start(1, 1 << 30);  // a context that never fills
+  auto a = submit(queue_, "a", "a", 100000000, {}, Clock::now() + milliseconds(50));
+  scheduler_->start();
+  ASSERT_TRUE(a.sink->wait_end());
+  EXPECT_EQ(a.sink->last_as<ErrorEvent>()->code, "deadline_exceeded");
+}
+
+TEST_F(SchedulerTest, EndOfGenerationTokenFinishesWithStopAndIsNotSent) {
+  start(1);
+  engine_->set_end_of_generation('d');
+  auto a = submit(queue_, "a", "a", 50);
+  scheduler_->start();
+  ASSERT_TRUE(a.sink->wait_end());
+  EXPECT_EQ(a.sink->last_as<DoneEvent>()->finish_reason, "stop");
+  EXPECT_EQ(a.sink->text(), "uv");  // 'b' -> "u", 'c' -> "v", then 'd' ends it
+}
+
+TEST_F(SchedulerTest, StopStringCutsTheText) {
+  start(1);
+  auto a = submit(queue_, "a", "a", 50, {"wx"});
+  scheduler_->start();
+  ASSERT_TRUE(a.sink->wait_end());
+  EXPECT_EQ(a.sink->last_as<DoneEvent>()->finish_reason, "stop");
+  EXPECT_EQ(a.sink->text(), "uv");  // "u", "v", then "w" "x" is the stop string
+}
+
+TEST_F(SchedulerTest, MultiByteCharacterSplitAcrossTokensArrivesWhole) {
+  start(1);
+  engine_->set_piece('b', "\xE2\x82");
+  engine_->set_piece('c', "\xAC!");
+  auto a = submit(queue_, "a", "a", 2);
+  scheduler_->start();
+  ASSERT_TRUE(a.sink->wait_end());
+  for (const auto& e : a.sink->events()) {
+    if (auto* t = std::get_if<TokenEvent>(&e)) {
+      EXPECT_EQ(t->text, "\xE2\x82\xAC!");
+    }
+  }
+}
+
+TEST_F(SchedulerTest, ContextFullFinishesWithLength) {
+  start(1, 8);
+  auto a = submit(queue_, "a", "abcde", 1000);
+  scheduler_->start();
+  ASSERT_TRUE(a.sink->wait_end());
+  EXPECT_EQ(a.sink->last_as<DoneEvent>()->finish_reason, "length");
+  EXPECT_EQ(a.sink->last_as<DoneEvent>()->usage.completion_tokens, 4);  // 5 + 4 - 1 decoded <= 8
+}
+
+TEST_F(SchedulerTest, DecodeFailureFailsTheBatchAndTheWorkerGoesOn) {
+  start(1);
+  engine_->fail_next_decodes(1);
+  auto a = submit(queue_, "a", "a", 3);
+  auto b = submit(queue_, "b", "b", 3);
+  scheduler_->start();
+  ASSERT_TRUE(a.sink->wait_end());
+  EXPECT_EQ(a.sink->last_as<ErrorEvent>()->code, "engine_failure");
+  ASSERT_TRUE(b.sink->wait_end());
+  EXPECT_EQ(b.sink->last_as<DoneEvent>()->finish_reason, "length");
+}
+
+TEST_F(SchedulerTest, StopEndsRunningJobsWithShuttingDown) {
+  start(1, 1 << 30);  // a context that never fills
+  auto a = submit(queue_, "a", "a", 100000000);
+  scheduler_->start();
+  while (a.sink->events().size() < 3) std::this_thread::sleep_for(milliseconds(1));
+  scheduler_->stop();
+  ASSERT_TRUE(a.sink->wait_end(milliseconds(0)));
+  EXPECT_EQ(a.sink->last_as<ErrorEvent>()->code, "shutting_down");
+  EXPECT_EQ(scheduler_->busy_slots(), 0);
+}
+
+}  // namespace
+}  // namespace llmq
