@@ -58,9 +58,8 @@ awaitable<void> stream_events(JobFollower& follower, http::Exchange& exchange) {
   std::int64_t id = 0;
   JobEvent event = follower.queued();
   while (true) {
-    if (!co_await exchange.write_chunk(http::sse_event(id++, event_name(event), event_json(event)))) {
-      co_return;
-    }
+    const std::string frame = http::sse_event(id++, event_name(event), event_json(event));
+    if (!co_await exchange.write_chunk(frame)) co_return;
     if (follower.finished()) break;
     event = co_await follower.next();
   }
@@ -75,18 +74,20 @@ awaitable<void> answer_once(JobFollower& follower, const std::string& id, http::
     if (auto* token = std::get_if<TokenEvent>(&event)) text += token->text;
     if (auto* error = std::get_if<ErrorEvent>(&event)) {
       ApiError err{static_cast<int>(status_of(*error)), error->code, error->message, {}};
-      co_await exchange.reply(error_response(err, exchange.keep_alive()));
+      http::Response response = error_response(err, exchange.keep_alive());
+      co_await exchange.reply(std::move(response));
       co_return;
     }
     if (auto* done = std::get_if<DoneEvent>(&event)) {
-      nlohmann::json body = {{"id", id},
+      nlohmann::ordered_json body = {{"id", id},
                              {"text", text},
                              {"finish_reason", done->finish_reason},
                              {"usage", usage_json(done->usage)},
                              {"timings", timings_json(done->timings)}};
-      co_await exchange.reply(http::json_response(
-          bhttp::status::ok, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
-          exchange.keep_alive()));
+      http::Response response = http::json_response(
+          bhttp::status::ok, body.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace),
+          exchange.keep_alive());
+      co_await exchange.reply(std::move(response));
     }
   }
 }
@@ -97,30 +98,33 @@ ApiHandler::ApiHandler(ServiceState& state, ApiOptions options)
     : state_(state), options_(std::move(options)) {}
 
 awaitable<void> ApiHandler::handle(const http::Request& request, http::Exchange& exchange) {
+  // Note for GCC 12: no temporary with a destructor may live inside a co_await expression
+  // (it is destroyed twice); responses are built into named variables first.
   std::string_view target = request.target();
   target = target.substr(0, target.find('?'));
-  const bool keep_alive = exchange.keep_alive();
-  const auto method = request.method();
-
-  if (target == "/api/v1/req") {
-    if (method == bhttp::verb::post) co_return co_await submit(request, exchange);
-  } else if (target == "/healthz") {
-    if (method == bhttp::verb::get || method == bhttp::verb::head) {
-      co_return co_await exchange.reply(
-          http::json_response(bhttp::status::ok, R"({"status":"ok"})", keep_alive));
-    }
-  } else if (target == "/readyz") {
-    if (method == bhttp::verb::get || method == bhttp::verb::head) {
-      co_return co_await exchange.reply(readiness(keep_alive));
-    }
-  } else {
-    co_return co_await exchange.reply(error_response(
-        {404, "not_found", "no route " + std::string(target), {}}, keep_alive));
+  if (target == "/api/v1/req" && request.method() == bhttp::verb::post) {
+    co_await submit(request, exchange);
+    co_return;
   }
-  co_await exchange.reply(error_response(
-      {405, "method_not_allowed",
-       std::string(request.method_string()) + " is not allowed on " + std::string(target), {}},
-      keep_alive));
+  http::Response response = route_simple(request, target, exchange.keep_alive());
+  co_await exchange.reply(std::move(response));
+}
+
+http::Response ApiHandler::route_simple(const http::Request& request, std::string_view target,
+                                        bool keep_alive) const {
+  const bool get = request.method() == bhttp::verb::get || request.method() == bhttp::verb::head;
+  if (target == "/healthz" && get) {
+    return http::json_response(bhttp::status::ok, R"({"status":"ok"})", keep_alive);
+  }
+  if (target == "/readyz" && get) return readiness(keep_alive);
+  if (target == "/healthz" || target == "/readyz" || target == "/api/v1/req") {
+    return error_response({405, "method_not_allowed",
+                           std::string(request.method_string()) + " is not allowed on " +
+                               std::string(target),
+                           {}},
+                          keep_alive);
+  }
+  return error_response({404, "not_found", "no route " + std::string(target), {}}, keep_alive);
 }
 
 http::Response ApiHandler::readiness(bool keep_alive) const {
@@ -137,56 +141,59 @@ http::Response ApiHandler::readiness(bool keep_alive) const {
   return http::json_response(bhttp::status::ok, R"({"status":"ready"})", keep_alive);
 }
 
-awaitable<void> ApiHandler::submit(const http::Request& request, http::Exchange& exchange) {
-  const bool keep_alive = exchange.keep_alive();
-  const auto refuse = [&](const ApiError& err) { return exchange.reply(error_response(err, keep_alive)); };
-
+std::variant<JobPtr, http::Response> ApiHandler::admit(const http::Request& request,
+                                                       std::shared_ptr<JobSink> sink,
+                                                       bool keep_alive) const {
+  const auto refuse = [&](const ApiError& err) { return error_response(err, keep_alive); };
   if (!is_json_content_type(request[bhttp::field::content_type])) {
-    co_return co_await refuse({415, "unsupported_media_type", "Content-Type must be application/json", {}});
+    return refuse({415, "unsupported_media_type", "Content-Type must be application/json", {}});
   }
   if (state_.draining.load()) {
-    co_return co_await exchange.reply(with_retry_after(
-        error_response({503, "shutting_down", "the server is shutting down", {}}, keep_alive), 5));
+    return with_retry_after(refuse({503, "shutting_down", "the server is shutting down", {}}), 5);
   }
   const Engine* engine = state_.engine.load();
   if (engine == nullptr) {
-    co_return co_await exchange.reply(with_retry_after(
-        error_response({503, "not_ready", "the model is still loading", {}}, keep_alive), 1));
+    return with_retry_after(refuse({503, "not_ready", "the model is still loading", {}}), 1);
   }
 
   ParseResult parsed = parse_request(request.body(), options_.parse_limits);
-  if (auto* err = std::get_if<ApiError>(&parsed)) co_return co_await refuse(*err);
+  if (auto* err = std::get_if<ApiError>(&parsed)) return refuse(*err);
   PromptResult prompt = validate_for_model(std::move(std::get<ParsedRequest>(parsed)), *engine);
-  if (auto* err = std::get_if<ApiError>(&prompt)) co_return co_await refuse(*err);
+  if (auto* err = std::get_if<ApiError>(&prompt)) return refuse(*err);
   ValidatedRequest validated = std::move(std::get<ValidatedRequest>(prompt));
 
   const std::int64_t timeout_ms = validated.params.timeout_ms.value_or(options_.default_timeout_ms);
   std::optional<Clock::time_point> deadline;
   if (timeout_ms > 0) deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-  const bool stream = validated.params.stream;
-  const std::string id = new_request_id();
-  auto channel = std::make_shared<EventChannel>(co_await boost::asio::this_coro::executor);
-  auto job = std::make_shared<Job>(id, std::move(validated), deadline, channel);
+  auto job = std::make_shared<Job>(new_request_id(), std::move(validated), deadline, std::move(sink));
 
   switch (state_.queue.push(job)) {
     case PushResult::accepted:
-      break;
+      return job;
     case PushResult::full:
-      co_return co_await exchange.reply(with_retry_after(
-          error_response({429, "queue_full", "the queue is full; retry later", {}}, keep_alive), 1));
+      return with_retry_after(refuse({429, "queue_full", "the queue is full; retry later", {}}), 1);
     case PushResult::closed:
-      co_return co_await exchange.reply(with_retry_after(
-          error_response({503, "shutting_down", "the server is shutting down", {}}, keep_alive), 5));
+      break;
   }
+  return with_retry_after(refuse({503, "shutting_down", "the server is shutting down", {}}), 5);
+}
 
+awaitable<void> ApiHandler::submit(const http::Request& request, http::Exchange& exchange) {
+  auto channel = std::make_shared<EventChannel>(co_await boost::asio::this_coro::executor);
+  std::variant<JobPtr, http::Response> admitted = admit(request, channel, exchange.keep_alive());
+  if (auto* refusal = std::get_if<http::Response>(&admitted)) {
+    co_await exchange.reply(std::move(*refusal));
+    co_return;
+  }
+  const JobPtr job = std::get<JobPtr>(admitted);
   JobFollower follower(job, channel, state_.queue, options_.ping_interval);
-  if (stream) {
+  if (job->request().params.stream) {
     co_await (stream_events(follower, exchange) || exchange.client_gone());
   } else {
-    co_await (answer_once(follower, id, exchange) || exchange.client_gone());
+    co_await (answer_once(follower, job->id(), exchange) || exchange.client_gone());
   }
   if (!follower.finished()) {
-    spdlog::debug("request {}: client left, job cancelled", id);
+    spdlog::debug("request {}: client left, job cancelled", job->id());
     follower.abandon();
   }
 }

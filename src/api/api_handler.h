@@ -7,6 +7,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
+#include <string_view>
+#include <variant>
 
 #include "api/validation.h"
 #include "engine/engine.h"
@@ -38,6 +41,11 @@ class ApiHandler final : public http::Handler {
 
  private:
   boost::asio::awaitable<void> submit(const http::Request& request, http::Exchange& exchange);
+  // Admission: checks the request and queues its job, or says why not (the refusal response).
+  std::variant<JobPtr, http::Response> admit(const http::Request& request,
+                                             std::shared_ptr<JobSink> sink, bool keep_alive) const;
+  http::Response route_simple(const http::Request& request, std::string_view target,
+                              bool keep_alive) const;
   http::Response readiness(bool keep_alive) const;
 
   ServiceState& state_;

@@ -170,7 +170,8 @@ asio::awaitable<void> Server::serve_connection(asio::ip::tcp::socket socket) {
       }
       if (ec) {
         stream.expires_after(std::chrono::seconds(5));
-        co_await bhttp::async_write(stream, read_error_response(ec, limits_), kTuple);
+        Response refusal = read_error_response(ec, limits_);  // named: see GCC 12 note in api/
+        co_await bhttp::async_write(stream, refusal, kTuple);
         break;
       }
       stream.expires_never();
