@@ -78,9 +78,21 @@ LlamaEngine::LlamaEngine(const LlamaEngineOptions& options) : options_(options) 
   info_.n_vocab = llama_vocab_n_tokens(vocab_);
   if (const char* tmpl = llama_model_chat_template(model_, nullptr)) chat_template_ = tmpl;
   info_.has_chat_template = !chat_template_.empty();
+  batch_ = llama_batch_init(options_.batch_tokens, 0, 1);
+  warm_up();
+}
+
+void LlamaEngine::warm_up() {
+  // The first decode allocates compute buffers and faults weights in; pay for it now, not in
+  // the first user's time to first token.
+  Token bos = llama_vocab_bos(vocab_);
+  if (bos == LLAMA_TOKEN_NULL) bos = 0;
+  decode({{bos, 0, 0, true}});
+  clear_slot(0);
 }
 
 LlamaEngine::~LlamaEngine() {
+  llama_batch_free(batch_);
   llama_free(ctx_);
   llama_model_free(model_);
 }
@@ -151,17 +163,17 @@ std::unique_ptr<Sampler> LlamaEngine::make_sampler(const SamplingParams& params)
 }
 
 bool LlamaEngine::decode(const std::vector<BatchEntry>& entries) {
-  llama_batch batch = llama_batch_init(static_cast<std::int32_t>(entries.size()), 0, 1);
+  if (entries.size() > static_cast<std::size_t>(options_.batch_tokens)) return false;
+  batch_.n_tokens = 0;
   for (const BatchEntry& e : entries) {
-    const std::int32_t i = batch.n_tokens++;
-    batch.token[i] = e.token;
-    batch.pos[i] = e.pos;
-    batch.n_seq_id[i] = 1;
-    batch.seq_id[i][0] = e.slot;
-    batch.logits[i] = e.logits ? 1 : 0;
+    const std::int32_t i = batch_.n_tokens++;
+    batch_.token[i] = e.token;
+    batch_.pos[i] = e.pos;
+    batch_.n_seq_id[i] = 1;
+    batch_.seq_id[i][0] = e.slot;
+    batch_.logits[i] = e.logits ? 1 : 0;
   }
-  const std::int32_t rc = llama_decode(ctx_, batch);
-  llama_batch_free(batch);
+  const std::int32_t rc = llama_decode(ctx_, batch_);
   if (rc != 0) spdlog::warn("llama_decode returned {} for a batch of {} tokens", rc, entries.size());
   return rc == 0;
 }

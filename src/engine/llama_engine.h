@@ -3,14 +3,12 @@
 // room), decoded on the CPU with `threads` threads.
 #pragma once
 
+#include <llama.h>
+
 #include <memory>
 #include <string>
 
 #include "engine/engine.h"
-
-struct llama_model;
-struct llama_context;
-struct llama_vocab;
 
 namespace llmq {
 
@@ -45,12 +43,15 @@ class LlamaEngine final : public Engine {
   void clear_slot(std::int32_t slot) override;
 
  private:
+  void warm_up();
+
   LlamaEngineOptions options_;
   ModelInfo info_;
   llama_model* model_ = nullptr;            // owned
   llama_context* ctx_ = nullptr;            // owned; worker thread only
   const llama_vocab* vocab_ = nullptr;      // part of model_
   std::string chat_template_;               // the model's template, empty if none
+  llama_batch batch_{};                     // reused by every decode; worker thread only
 };
 
 }  // namespace llmq

@@ -6,7 +6,8 @@
 namespace llmq {
 namespace {
 
-using nlohmann::json;
+// Ordered, so the fields read in the contract's order.
+using json = nlohmann::ordered_json;
 
 struct NameOf {
   const char* operator()(const QueuedEvent&) const { return "queued"; }
@@ -42,11 +43,11 @@ struct JsonOf {
 
 }  // namespace
 
-json usage_json(const Usage& u) {
+nlohmann::ordered_json usage_json(const Usage& u) {
   return {{"prompt_tokens", u.prompt_tokens}, {"completion_tokens", u.completion_tokens}};
 }
 
-json timings_json(const Timings& t) {
+nlohmann::ordered_json timings_json(const Timings& t) {
   return {{"queue_ms", t.queue_ms},
           {"ttft_ms", t.ttft_ms},
           {"total_ms", t.total_ms},

@@ -64,7 +64,7 @@ const char* event_name(const JobEvent& event);
 std::string event_json(const JobEvent& event);
 
 // The `usage` and `timings` objects, shared by `done` and the non-streaming answer.
-nlohmann::json usage_json(const Usage& usage);
-nlohmann::json timings_json(const Timings& timings);
+nlohmann::ordered_json usage_json(const Usage& usage);
+nlohmann::ordered_json timings_json(const Timings& timings);
 
 }  // namespace llmq
