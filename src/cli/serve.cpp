@@ -129,6 +129,10 @@ int run_serve(const ServeConfig& config) {
     server.stop();
     queue.close();
     inference.stop();
+    // Jobs that never reached a slot still owe their clients a last event.
+    while (std::optional<JobPtr> job = queue.pop(std::chrono::milliseconds(0))) {
+      (*job)->emit(ErrorEvent{"shutting_down", "the server is shutting down"});
+    }
     // Give the connections a moment to write the final events the worker just sent.
     flush_timer.expires_after(std::chrono::milliseconds(300));
     flush_timer.async_wait([&](const boost::system::error_code&) { io.stop(); });
