@@ -1,0 +1,510 @@
+#!/usr/bin/env python3
+"""Benchmarks llmq against llama.cpp's own llama-server and llama-bench, in one run, on the same
+model and thread count. See bench/README.md for what each number means.
+
+    python bench/run.py                 # full run
+    python bench/run.py --quick         # smoke run: fewer repetitions and requests
+
+Servers run one at a time (never side by side: they would share the cores). Results go to
+bench/results/<timestamp>.json; a summary table is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS_DIR = REPO / "bench" / "results"
+
+# A plain-completion prompt that greedy decoding continues for a long time (it keeps counting),
+# so both servers produce max_tokens tokens without needing llama.cpp's ignore_eos, which llmq
+# does not have.
+LONG_PROMPT = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,"
+# Prompts for the concurrency levels: each request differs, so no server can reuse another's
+# prompt cache, and all keep generating for a long time.
+CONCURRENT_PROMPTS = [
+    "1, 2, 3, 4, 5, 6, 7, 8, 9, 10,",
+    "2, 4, 6, 8, 10, 12, 14, 16,",
+    "10, 20, 30, 40, 50, 60, 70,",
+    "100, 101, 102, 103, 104, 105,",
+    "5, 10, 15, 20, 25, 30, 35,",
+    "3, 6, 9, 12, 15, 18, 21,",
+    "1000, 1001, 1002, 1003, 1004,",
+    "7, 14, 21, 28, 35, 42, 49,",
+]
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def default_model() -> Path:
+    if os.environ.get("LLMQ_MODEL"):
+        return Path(os.environ["LLMQ_MODEL"])
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "llmq" / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def default_llmq_bin() -> Path:
+    return Path(os.environ.get("LLMQ_BIN") or REPO / "build" / "release" / "llmq")
+
+
+def llama_prefix(arg: str | None) -> Path:
+    """--llama-prefix, else $LLMQ_LLAMA_PREFIX, else the last stdout line of scripts/llama.sh
+    (which builds llama.cpp once, then just prints the cached prefix)."""
+    if arg:
+        return Path(arg)
+    if os.environ.get("LLMQ_LLAMA_PREFIX"):
+        return Path(os.environ["LLMQ_LLAMA_PREFIX"])
+    log("asking scripts/llama.sh for the llama.cpp prefix (builds it on first use)")
+    out = subprocess.run(["bash", str(REPO / "scripts" / "llama.sh")], check=True,
+                         stdout=subprocess.PIPE, text=True).stdout
+    return Path(out.strip().splitlines()[-1])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def median(xs: list[float]) -> float | None:
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def percentile(xs: list[float], p: float) -> float | None:
+    """Nearest-rank percentile."""
+    xs = sorted(x for x in xs if x is not None)
+    if not xs:
+        return None
+    return xs[max(0, math.ceil(p / 100 * len(xs)) - 1)]
+
+
+# --------------------------------------------------------------------------------------------
+# Server processes
+
+
+class ServerProcess:
+    """A server started for the benchmark, logging to a file, stopped with SIGTERM."""
+
+    def __init__(self, name: str, argv: list[str], port: int, ready_path: str, log_dir: Path,
+                 env: dict[str, str] | None = None):
+        self.name, self.argv, self.port, self.ready_path = name, argv, port, ready_path
+        self.log_path = log_dir / f"{name}.log"
+        self.env = env
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> "ServerProcess":
+        log(f"starting {self.name}: {' '.join(self.argv)}")
+        with open(self.log_path, "wb") as f:
+            self.proc = subprocess.Popen(self.argv, stdout=f, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, env=self.env)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"{self.name} exited with {self.proc.returncode} before it was "
+                                 f"ready; log: {self.log_path}\n{self.log_tail()}")
+            try:
+                if httpx.get(self.base_url + self.ready_path, timeout=2).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        self.__exit__()
+        raise SystemExit(f"{self.name} not ready within 120 s; log: {self.log_path}")
+
+    def __exit__(self, *exc) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def log_tail(self, n: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except FileNotFoundError:
+            return ""
+
+
+# --------------------------------------------------------------------------------------------
+# Streaming clients: one request, timed on the client side, plus the server's own numbers
+
+
+@dataclass
+class Sample:
+    ok: bool
+    error: str = ""
+    completion_tokens: int = 0
+    ttft_ms_client: float | None = None      # request sent -> first text received
+    decode_tps_client: float | None = None   # (tokens - 1) / (last text - first text)
+    latency_ms: float | None = None          # request sent -> stream finished
+    ttft_ms_server: float | None = None      # the server's own figure (see README)
+    decode_tps_server: float | None = None   # the server's own figure (see README)
+
+
+def iter_sse(response: httpx.Response) -> Iterator[tuple[str, str, float]]:
+    """(event name, data, arrival time) for each SSE event. Event name "message" when absent
+    (llama-server sends only `data:` lines)."""
+    name, data = None, []
+    for line in response.iter_lines():
+        if line == "":
+            if data:
+                yield name or "message", "\n".join(data), time.monotonic()
+            name, data = None, []
+        elif line.startswith(":"):
+            continue
+        else:
+            k, _, v = line.partition(":")
+            v = v[1:] if v.startswith(" ") else v
+            if k == "event":
+                name = v
+            elif k == "data":
+                data.append(v)
+    if data:
+        yield name or "message", "\n".join(data), time.monotonic()
+
+
+def _finish(s: Sample, t0: float, t_first: float | None, t_last: float | None, t_end: float):
+    s.latency_ms = (t_end - t0) * 1000
+    if t_first is not None:
+        s.ttft_ms_client = (t_first - t0) * 1000
+        if t_last is not None and t_last > t_first and s.completion_tokens > 1:
+            s.decode_tps_client = (s.completion_tokens - 1) / (t_last - t_first)
+    return s
+
+
+def llmq_request(client: httpx.Client, base_url: str, prompt: str, max_tokens: int) -> Sample:
+    body = {"prompt": prompt, "max_tokens": max_tokens, "temperature": 0, "stream": True}
+    s = Sample(ok=False)
+    t0 = time.monotonic()
+    t_first = t_last = None
+    with client.stream("POST", base_url + "/api/v1/req", json=body) as r:
+        if r.status_code != 200:
+            r.read()
+            s.error = f"HTTP {r.status_code}: {r.text[:200]}"
+            return s
+        for name, data, t in iter_sse(r):
+            if name == "token":
+                if t_first is None:
+                    t_first = t
+                t_last = t
+            elif name == "done":
+                d = json.loads(data)
+                s.ok = True
+                s.completion_tokens = d["usage"]["completion_tokens"]
+                s.ttft_ms_server = d["timings"].get("ttft_ms")
+                s.decode_tps_server = d["timings"].get("decode_tokens_per_s")
+            elif name == "error":
+                s.error = data
+    return _finish(s, t0, t_first, t_last, time.monotonic())
+
+
+def llama_server_request(client: httpx.Client, base_url: str, prompt: str, max_tokens: int) -> Sample:
+    # cache_prompt false: llmq keeps no prompt cache, so neither may llama-server (the
+    # repetitions send the same prompt).
+    body = {"prompt": prompt, "n_predict": max_tokens, "temperature": 0, "stream": True,
+            "cache_prompt": False}
+    s = Sample(ok=False)
+    t0 = time.monotonic()
+    t_first = t_last = None
+    with client.stream("POST", base_url + "/completion", json=body) as r:
+        if r.status_code != 200:
+            r.read()
+            s.error = f"HTTP {r.status_code}: {r.text[:200]}"
+            return s
+        for _, data, t in iter_sse(r):
+            try:
+                d = json.loads(data)
+            except json.JSONDecodeError:
+                continue  # "[DONE]"
+            if d.get("content"):
+                if t_first is None:
+                    t_first = t
+                t_last = t
+            if d.get("stop"):
+                tm = d.get("timings", {})
+                s.ok = True
+                s.completion_tokens = tm.get("predicted_n", d.get("tokens_predicted", 0))
+                # llama-server has no TTFT of its own; prompt processing time is the part of it
+                # the server sees (the first token's sampling follows it immediately).
+                s.ttft_ms_server = tm.get("prompt_ms")
+                s.decode_tps_server = tm.get("predicted_per_second")
+    return _finish(s, t0, t_first, t_last, time.monotonic())
+
+
+RequestFn = Callable[[httpx.Client, str, str, int], Sample]
+
+
+def new_client() -> httpx.Client:
+    # A fresh connection per request (Connection: close): llama-server closes idle keep-alive
+    # connections at times, and a reused dead one fails the request; the same for both servers.
+    return httpx.Client(timeout=600, headers={"Connection": "close"})
+
+
+def single_stream(fn: RequestFn, base_url: str, reps: int, max_tokens: int) -> dict:
+    with new_client() as c:
+        fn(c, base_url, LONG_PROMPT, 8)  # warm-up, not measured
+        samples = [fn(c, base_url, LONG_PROMPT, max_tokens) for _ in range(reps)]
+    bad = [s.error for s in samples if not s.ok]
+    if bad:
+        log(f"single-stream errors: {bad}")
+    good = [s for s in samples if s.ok]
+    return {
+        "samples": [asdict(s) for s in samples],
+        "median": {
+            k: median([getattr(s, k) for s in good])
+            for k in ("decode_tps_server", "decode_tps_client", "ttft_ms_server",
+                      "ttft_ms_client", "latency_ms", "completion_tokens")
+        },
+    }
+
+
+def closed_loop(fn: RequestFn, base_url: str, clients: int, requests: int, max_tokens: int) -> dict:
+    """`clients` threads send `requests` requests in total, each next one as soon as its previous
+    one ends."""
+    lock = threading.Lock()
+    next_i = [0]
+    samples: list[Sample] = []
+
+    def worker():
+        with new_client() as c:
+            while True:
+                with lock:
+                    i = next_i[0]
+                    if i >= requests:
+                        return
+                    next_i[0] += 1
+                prompt = CONCURRENT_PROMPTS[i % len(CONCURRENT_PROMPTS)]
+                try:
+                    s = fn(c, base_url, prompt, max_tokens)
+                except httpx.HTTPError as e:
+                    s = Sample(ok=False, error=f"{type(e).__name__}: {e}")
+                with lock:
+                    samples.append(s)
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.monotonic() - t0
+    good = [s for s in samples if s.ok]
+    lat = [s.latency_ms for s in good]
+    tokens = sum(s.completion_tokens for s in good)
+    return {
+        "clients": clients,
+        "requests": requests,
+        "errors": [s.error for s in samples if not s.ok],
+        "wall_s": wall,
+        "completion_tokens": tokens,
+        "aggregate_tps": tokens / wall if wall > 0 else None,
+        "latency_ms_p50": percentile(lat, 50),
+        "latency_ms_p95": percentile(lat, 95),
+        "ttft_ms_p50": percentile([s.ttft_ms_client for s in good], 50),
+        "ttft_ms_p95": percentile([s.ttft_ms_client for s in good], 95),
+        "samples": [asdict(s) for s in samples],
+    }
+
+
+def bench_server(fn: RequestFn, base_url: str, args) -> dict:
+    log("  single stream")
+    res = {"single_stream": single_stream(fn, base_url, args.reps, args.max_tokens),
+           "concurrency": []}
+    for c in args.concurrency:
+        log(f"  {c} concurrent client(s), {args.requests} requests")
+        res["concurrency"].append(closed_loop(fn, base_url, c, args.requests, args.max_tokens))
+    return res
+
+
+def run_llama_bench(prefix: Path, args) -> dict:
+    argv = [str(prefix / "bin" / "llama-bench"), "-m", str(args.model), "-t", str(args.threads),
+            "-p", "512", "-n", "128", "-o", "json", "-r", str(2 if args.quick else 5)]
+    log("llama-bench: " + " ".join(argv))
+    cp = subprocess.run(argv, capture_output=True, text=True)
+    if cp.returncode != 0:
+        raise SystemExit(f"llama-bench failed ({cp.returncode}):\n{cp.stderr[-2000:]}")
+    rows = json.loads(cp.stdout)
+    out: dict[str, Any] = {"raw": rows}
+    for r in rows:
+        if r.get("n_prompt", 0) > 0 and r.get("n_gen", 0) == 0:
+            out["pp512_tps"] = r["avg_ts"]
+        elif r.get("n_gen", 0) > 0 and r.get("n_prompt", 0) == 0:
+            out["tg128_tps"] = r["avg_ts"]
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+
+
+def ratio(a, b):
+    return a / b if a is not None and b not in (None, 0) else None
+
+
+def fmt(x, nd=1):
+    return "-" if x is None else f"{x:.{nd}f}"
+
+
+def report(res: dict) -> str:
+    lines = []
+    lq = res["engines"].get("llmq")
+    ls = res["engines"].get("llama-server")
+    lb = res.get("llama_bench") or {}
+    cfg = res["config"]
+    lines.append(f"model {Path(cfg['model']).name}, threads {cfg['threads']}, slots {cfg['slots']}, "
+                 f"ctx/slot {cfg['ctx_size']}, max_tokens {cfg['max_tokens']}")
+    if lb:
+        lines.append(f"llama-bench: pp512 {fmt(lb.get('pp512_tps'))} tok/s, "
+                     f"tg128 {fmt(lb.get('tg128_tps'))} tok/s")
+    lines.append("")
+    lines.append(f"single stream, median of {cfg['reps']}   {'llmq':>10} {'llama-server':>13} "
+                 f"{'llmq/ls':>8} {'llmq/tg128':>10}")
+    rows = [("decode tok/s (server)", "decode_tps_server", True),
+            ("decode tok/s (client)", "decode_tps_client", True),
+            ("TTFT ms (server)", "ttft_ms_server", False),
+            ("TTFT ms (client)", "ttft_ms_client", False),
+            ("request ms (client)", "latency_ms", False),
+            ("completion tokens", "completion_tokens", False)]
+    for label, key, vs_tg in rows:
+        a = lq["single_stream"]["median"][key] if lq else None
+        b = ls["single_stream"]["median"][key] if ls else None
+        tg = ratio(a, lb.get("tg128_tps")) if vs_tg else None
+        lines.append(f"  {label:<33} {fmt(a):>10} {fmt(b):>13} {fmt(ratio(a, b), 2):>8} "
+                     f"{fmt(tg, 2):>10}")
+    lines.append("")
+    lines.append(f"closed loop, {cfg['requests']} requests per level")
+    lines.append(f"  {'clients':>7} {'llmq tok/s':>11} {'ls tok/s':>9} {'ratio':>6}   "
+                 f"{'llmq p50/p95 ms':>17} {'ls p50/p95 ms':>17}")
+    levels = {c["clients"] for e in (lq, ls) if e for c in e["concurrency"]}
+    for n in sorted(levels):
+        a = next((c for c in lq["concurrency"] if c["clients"] == n), None) if lq else None
+        b = next((c for c in ls["concurrency"] if c["clients"] == n), None) if ls else None
+        at = a["aggregate_tps"] if a else None
+        bt = b["aggregate_tps"] if b else None
+        pa = f"{fmt(a['latency_ms_p50'], 0)}/{fmt(a['latency_ms_p95'], 0)}" if a else "-"
+        pb = f"{fmt(b['latency_ms_p50'], 0)}/{fmt(b['latency_ms_p95'], 0)}" if b else "-"
+        errs = sum(len(x["errors"]) for x in (a, b) if x)
+        lines.append(f"  {n:>7} {fmt(at):>11} {fmt(bt):>9} {fmt(ratio(at, bt), 2):>6}   "
+                     f"{pa:>17} {pb:>17}" + (f"   ({errs} failed requests)" if errs else ""))
+    return "\n".join(lines)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", type=Path, default=default_model(), help="GGUF file (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads for every engine (default: 2)")
+    p.add_argument("--slots", type=int, default=4,
+                   help="llmq --slots and llama-server --parallel (default: 4)")
+    p.add_argument("--ctx-size", type=int, default=1024,
+                   help="context per slot; llama-server gets -c ctx_size*slots (default: 1024)")
+    p.add_argument("--max-tokens", type=int, default=128, help="tokens per request (default: 128)")
+    p.add_argument("--requests", type=int, default=None,
+                   help="requests per concurrency level (default: 16, --quick: 8)")
+    p.add_argument("--reps", type=int, default=None,
+                   help="single-stream repetitions (default: 5, --quick: 2)")
+    p.add_argument("--concurrency", default="1,2,4,8", help="client counts (default: 1,2,4,8)")
+    p.add_argument("--engines", default="llmq,llama-server",
+                   help="which servers to run, comma-separated (default: llmq,llama-server)")
+    p.add_argument("--no-llama-bench", action="store_true", help="skip llama-bench")
+    p.add_argument("--quick", action="store_true", help="smoke run: fewer repetitions/requests")
+    p.add_argument("--llmq-bin", type=Path, default=default_llmq_bin(), help="default: %(default)s")
+    p.add_argument("--llama-prefix", default=None,
+                   help="llama.cpp install prefix with bin/llama-server and bin/llama-bench "
+                        "(default: $LLMQ_LLAMA_PREFIX, else the output of scripts/llama.sh)")
+    p.add_argument("--out", type=Path, default=RESULTS_DIR, help="results folder (default: %(default)s)")
+    a = p.parse_args(argv)
+    a.requests = a.requests or (8 if a.quick else 16)
+    a.reps = a.reps or (2 if a.quick else 5)
+    a.concurrency = [int(x) for x in a.concurrency.split(",") if x]
+    a.engines = [e.strip() for e in a.engines.split(",") if e.strip()]
+    unknown = set(a.engines) - {"llmq", "llama-server"}
+    if unknown:
+        p.error(f"unknown engine(s): {', '.join(sorted(unknown))}")
+    return a
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if not args.model.is_file():
+        raise SystemExit(f"model not found: {args.model} (set --model or LLMQ_MODEL)")
+    need_llama = "llama-server" in args.engines or not args.no_llama_bench
+    prefix = llama_prefix(args.llama_prefix) if need_llama else None
+    if "llmq" in args.engines and not args.llmq_bin.is_file():
+        raise SystemExit(f"llmq binary not found: {args.llmq_bin} (set --llmq-bin or LLMQ_BIN, "
+                         f"or run with --engines llama-server)")
+
+    started = dt.datetime.now(dt.timezone.utc)
+    res: dict[str, Any] = {
+        "started_utc": started.isoformat(),
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "host": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                 "python": platform.python_version()},
+        "llama_prefix": str(prefix) if prefix else None,
+        "engines": {},
+    }
+
+    log_dir = args.out / "logs" / started.strftime("%Y%m%dT%H%M%SZ")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    res["log_dir"] = str(log_dir)
+    if not args.no_llama_bench:
+        res["llama_bench"] = run_llama_bench(prefix, args)
+
+    for engine in args.engines:
+        port = free_port()
+        if engine == "llmq":
+            argv_ = [str(args.llmq_bin), "serve", "--model", str(args.model),
+                     "--host", "127.0.0.1", "--port", str(port),
+                     "--threads", str(args.threads), "--slots", str(args.slots),
+                     "--ctx-size", str(args.ctx_size),
+                     "--queue-max", str(max(64, max(args.concurrency) * 2))]
+            env = {k: v for k, v in os.environ.items() if not k.startswith("LLMQ_")}
+            srv, fn = ServerProcess("llmq", argv_, port, "/readyz", log_dir, env), llmq_request
+        else:
+            argv_ = [str(prefix / "bin" / "llama-server"), "-m", str(args.model),
+                     "-t", str(args.threads), "-c", str(args.ctx_size * args.slots),
+                     "--parallel", str(args.slots), "--port", str(port), "--host", "127.0.0.1"]
+            srv, fn = ServerProcess("llama-server", argv_, port, "/health", log_dir), \
+                llama_server_request
+        with srv:
+            log(f"benchmarking {engine}")
+            r = bench_server(fn, srv.base_url, args)
+            r["argv"] = argv_
+            res["engines"][engine] = r
+
+    res["finished_utc"] = dt.datetime.now(dt.timezone.utc).isoformat()
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"{started.strftime('%Y%m%dT%H%M%SZ')}.json"
+    path.write_text(json.dumps(res, indent=2))
+    print(report(res))
+    print(f"\nresults: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
