@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Sets up everything llmq needs on a fresh Debian 12 machine, then builds it:
+#   1. Debian packages (compiler, CMake, Boost, JSON/CLI/TOML/log libraries, GoogleTest)
+#   2. llama.cpp, built once into the cache (scripts/llama.sh)
+#   3. the models, fetched once into the cache (scripts/models.sh)
+#   4. llmq itself, with the CMake preset $LLMQ_PRESET (default: release)
+# Idempotent: a second run only rebuilds what changed. Prints the binary's path last.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+source "$here/common.sh"
+
+APT_PACKAGES=(g++ cmake ninja-build git python3 python3-venv npm libboost1.81-dev nlohmann-json3-dev
+              libcli11-dev libtomlplusplus-dev libspdlog-dev libgtest-dev)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  log "installing Debian packages: ${missing[*]}"
+  sudo=""; [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+prefix=$(bash "$here/llama.sh" | tail -n 1)
+bash "$here/models.sh" >/dev/null
+
+preset=${LLMQ_PRESET:-release}
+log "building llmq (preset $preset)"
+cmake --preset "$preset" -S "$root" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+cmake --build "$root/build/$preset" -j "$(nproc)" >/dev/null || cmake --build "$root/build/$preset" -j 1
+echo "$root/build/$preset/llmq"
