@@ -10,11 +10,19 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 source "$here/common.sh"
 
-APT_PACKAGES=(g++ cmake ninja-build git python3 python3-venv npm libboost1.81-dev nlohmann-json3-dev
-              libcli11-dev libtomlplusplus-dev libspdlog-dev libgtest-dev)
+# Tools are looked for on the PATH (they may come from elsewhere than Debian: Node's npm,
+# pyenv's python3); libraries by their Debian package.
+declare -A TOOL_PACKAGE=([g++]=g++ [cmake]=cmake [ninja]=ninja-build [git]=git [python3]=python3
+                         [npm]=npm [sha256sum]=coreutils)
+LIB_PACKAGES=(libboost1.81-dev nlohmann-json3-dev libcli11-dev libtomlplusplus-dev libspdlog-dev
+              libgtest-dev)
 
 missing=()
-for p in "${APT_PACKAGES[@]}"; do
+for tool in "${!TOOL_PACKAGE[@]}"; do
+  command -v "$tool" >/dev/null || missing+=("${TOOL_PACKAGE[$tool]}")
+done
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+for p in "${LIB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then
