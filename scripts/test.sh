@@ -20,8 +20,13 @@ if [[ ! -x "$venv/bin/pytest" ]]; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
 fi
 
+# ctest, without a line per passing test (failures still print their output).
+run_ctest() {
+  ctest --test-dir "$1" --output-on-failure -j "$(nproc)" | grep -vE '^ +Start +[0-9]+:|Test +#[0-9]+: .* Passed'
+}
+
 log "unit tests (release)"
-ctest --test-dir "$root/build/release" --output-on-failure -j "$(nproc)"
+run_ctest "$root/build/release"
 
 log "end-to-end tests against $bin and the real model"
 LLMQ_BIN="$bin" "$venv/bin/pytest" -q "$root/tests/e2e"
@@ -32,6 +37,6 @@ if [[ "${LLMQ_SKIP_SANITIZERS:-0}" != 1 ]]; then
     log "unit tests under $preset"
     cmake --preset "$preset" -S "$root" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
     cmake --build "$root/build/$preset" -j "$(nproc)" --target llmq_unit_tests >/dev/null
-    ctest --test-dir "$root/build/$preset" --output-on-failure -j "$(nproc)"
+    run_ctest "$root/build/$preset"
   done
 fi

@@ -4,8 +4,8 @@
 
 #include <variant>
 
-#include "api/api_error.h"
-#include "api/request.h"
+#include "http/api_error.h"
+#include "queue/request.h"
 #include "engine/engine.h"
 
 namespace llmq {

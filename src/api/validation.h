@@ -9,8 +9,8 @@
 #include <string_view>
 #include <variant>
 
-#include "api/api_error.h"
-#include "api/request.h"
+#include "http/api_error.h"
+#include "queue/request.h"
 
 namespace llmq {
 

@@ -15,7 +15,7 @@
 #include <string_view>
 #include <vector>
 
-#include "api/request.h"
+#include "queue/request.h"
 
 namespace llmq {
 

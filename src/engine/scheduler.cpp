@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <utility>
 
 namespace llmq {
 namespace {
@@ -185,22 +186,24 @@ void Scheduler::finish(Slot& slot, const char* finish_reason) {
       done.timings.decode_tokens_per_s = (slot.generated - 1) / decode_s;
     }
   }
-  slot.job->emit(std::move(done));
-  release(slot);
+  // Released before the last event goes out, so a client that sees `done` can count on the
+  // slot being free for the next job.
+  const JobPtr job = release(slot);
+  job->emit(std::move(done));
 }
 
 void Scheduler::fail(Slot& slot, const char* code, const std::string& message) {
   spdlog::warn("job {} failed on slot {}: {} ({})", slot.job->id(), slot.id, code, message);
-  slot.job->emit(ErrorEvent{code, message});
-  release(slot);
+  const JobPtr job = release(slot);
+  job->emit(ErrorEvent{code, message});
 }
 
-void Scheduler::release(Slot& slot) {
+JobPtr Scheduler::release(Slot& slot) {
   engine_.clear_slot(slot.id);
-  slot.job.reset();
   slot.sampler.reset();
   slot.batch_index = -1;
   busy_slots_.fetch_sub(1, std::memory_order_relaxed);
+  return std::exchange(slot.job, nullptr);
 }
 
 }  // namespace llmq

@@ -52,7 +52,8 @@ class Scheduler {
   void emit_token(Slot& slot, Token token);
   void finish(Slot& slot, const char* finish_reason);
   void fail(Slot& slot, const char* code, const std::string& message);
-  void release(Slot& slot);
+  // Frees the slot (and its KV cells); returns the job it held.
+  JobPtr release(Slot& slot);
 
   Engine& engine_;                          // the model and its context (this thread's)
   JobQueue& queue_;                         // where jobs come from

@@ -15,7 +15,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 
-#include "api/api_error.h"
+#include "http/api_error.h"
 
 namespace llmq::http {
 namespace {

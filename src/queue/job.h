@@ -13,7 +13,7 @@
 #include <optional>
 #include <string>
 
-#include "api/request.h"
+#include "queue/request.h"
 #include "queue/job_events.h"
 
 namespace llmq {

@@ -1,4 +1,4 @@
-#include "api/api_error.h"
+#include "http/api_error.h"
 
 #include <utility>
 

@@ -1,4 +1,5 @@
-// The request as the rest of llmq sees it, after the edge has parsed and checked it.
+// The request as the queue carries it and the engine runs it, after the API edge has parsed and
+// checked it.
 //
 // `ParsedRequest` is what `parse_request` (api/validation.h) yields from a JSON body: every field
 // typed and in range. `ValidatedRequest` adds what needs the model: the prompt rendered through
