@@ -1,0 +1,30 @@
+// The dead-letter file: documents Elasticsearch refused for a reason a retry cannot fix
+// (a mapping conflict, a malformed document), one NDJSON line each with the reason, so an
+// operator can fix and re-send them. Append-only; each line is fsynced, as the file is rare.
+//
+// Threading: write() takes an internal mutex; any thread may call it.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <mutex>
+
+#include "telemetry/spool.h"
+
+namespace llmq::telemetry {
+
+class DeadLetterFile {
+ public:
+  explicit DeadLetterFile(std::filesystem::path path);
+
+  // Appends {"time":…,"stream":…,"id":…,"status":…,"reason":…,"doc":{…}}.
+  void write(const SpoolRecord& record, int status, const std::string& reason);
+  std::uint64_t written() const;  // lines written by this process
+
+ private:
+  std::filesystem::path path_;
+  mutable std::mutex mutex_;
+  std::uint64_t written_ = 0;
+};
+
+}  // namespace llmq::telemetry

@@ -1,0 +1,100 @@
+// The sinks without an Elasticsearch: SpoolSink, and ElasticSink while its node is unreachable.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "telemetry/elastic_sink.h"
+#include "telemetry/spool_sink.h"
+#include "telemetry/temp_dir.h"
+
+namespace llmq::telemetry {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::uint64_t spooled_on_disk(const std::filesystem::path& dir) {
+  Spool reopened({dir});
+  return reopened.documents();
+}
+
+TEST(SpoolSink, KeepsEveryDocumentOnDisk) {
+  TempDir dir;
+  {
+    SpoolSink sink({dir.path()});
+    for (int i = 0; i < 20; ++i) sink.submit("logs-llmq.requests-default", "req_" + std::to_string(i), {{"n", i}});
+    EXPECT_TRUE(sink.flush(EventSink::Clock::now() + 1s));
+    sink.close();
+  }
+  EXPECT_EQ(spooled_on_disk(dir.path()), 20u);
+}
+
+ElasticSinkOptions unreachable(const TempDir& dir) {
+  ElasticSinkOptions o;
+  o.elastic.url = "http://127.0.0.1:1";  // nothing listens on port 1
+  o.elastic.connect_timeout = 200ms;
+  o.spool.dir = dir.path() / "spool";
+  o.dead_letter_path = dir.path() / "dead-letter.ndjson";
+  o.queue_cap = 10;
+  o.batch_documents = 5;
+  o.batch_interval = 20ms;
+  o.backoff_initial = 20ms;
+  o.backoff_max = 100ms;
+  return o;
+}
+
+TEST(ElasticSink, UnreachableNodeSpoolsEverythingAndLosesNothing) {
+  TempDir dir;
+  ElasticSinkStats stats;
+  {
+    ElasticSink sink(unreachable(dir));
+    for (int i = 0; i < 100; ++i) sink.submit("s", "req_" + std::to_string(i), {{"n", i}});
+    EXPECT_FALSE(sink.flush(EventSink::Clock::now() + 300ms));  // nothing can be acknowledged
+    sink.close();
+    stats = sink.stats();
+  }
+  EXPECT_EQ(stats.stored, 0u);
+  EXPECT_EQ(stats.lost, 0u);
+  EXPECT_EQ(stats.dead_lettered, 0u);
+  EXPECT_GE(stats.failed_batches, 1u);
+  EXPECT_EQ(spooled_on_disk(dir.path() / "spool"), 100u);
+}
+
+TEST(ElasticSink, SubmitNeverWaitsOnTheNetwork) {
+  TempDir dir;
+  ElasticSink sink(unreachable(dir));
+  const auto start = EventSink::Clock::now();
+  for (int i = 0; i < 500; ++i) sink.submit("s", "req_" + std::to_string(i), {{"n", i}});
+  EXPECT_LT(EventSink::Clock::now() - start, 1000ms);
+  sink.close();
+  EXPECT_EQ(sink.stats().lost, 0u);
+  EXPECT_EQ(sink.stats().dead_lettered, 0u);
+  EXPECT_EQ(spooled_on_disk(dir.path() / "spool"), 500u);
+}
+
+}  // namespace
+}  // namespace llmq::telemetry
+
+namespace llmq::telemetry {
+namespace {
+
+TEST(DeadLetterFile, OneLinePerDocumentWithTheReason) {
+  TempDir dir;
+  DeadLetterFile file(dir.path() / "sub" / "dead-letter.ndjson");
+  file.write({"s", "req_1", {{"n", "x"}}}, 400, "document_parsing_exception: n");
+  file.write({"s", "req_2", {{"n", "y"}}}, 400, "again");
+  EXPECT_EQ(file.written(), 2u);
+  std::ifstream in(dir.path() / "sub" / "dead-letter.ndjson");
+  std::string line;
+  std::vector<nlohmann::json> lines;
+  while (std::getline(in, line)) lines.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0]["id"], "req_1");
+  EXPECT_EQ(lines[0]["stream"], "s");
+  EXPECT_EQ(lines[0]["status"], 400);
+  EXPECT_EQ(lines[0]["reason"], "document_parsing_exception: n");
+  EXPECT_EQ(lines[0]["doc"]["n"], "x");
+  EXPECT_TRUE(lines[0]["time_ms"].is_number());
+}
+
+}  // namespace
+}  // namespace llmq::telemetry
