@@ -45,6 +45,28 @@ bool is_json_content_type(std::string_view value) {
   return value.size() == kJson.size() || value[kJson.size()] == ';' || value[kJson.size()] == ' ';
 }
 
+// The route label of llmq_requests_total: a known path, or "other" so that scanners probing
+// random paths cannot grow the number of series.
+std::string route_label(std::string_view target) {
+  for (std::string_view known : {"/api/v1/req", "/healthz", "/readyz", "/metrics"}) {
+    if (target == known) return std::string(known);
+  }
+  return "other";
+}
+
+// The reason label of llmq_requests_rejected_total for an admission refusal.
+const char* rejection_reason(const ApiError& err) {
+  switch (err.status) {
+    case 400: return "invalid";
+    case 404: return "not_found";
+    case 413: return "too_large";
+    case 415: return "unsupported_media_type";
+    case 429: return "queue_full";
+    default: break;
+  }
+  return err.code == "not_ready" ? "not_ready" : "shutting_down";
+}
+
 // HTTP status for a job that ended in an error, when answering without a stream.
 bhttp::status status_of(const ErrorEvent& e) {
   if (e.code == "deadline_exceeded") return bhttp::status::gateway_timeout;
@@ -104,10 +126,28 @@ awaitable<void> ApiHandler::handle(const http::Request& request, http::Exchange&
   target = target.substr(0, target.find('?'));
   if (target == "/api/v1/req" && request.method() == bhttp::verb::post) {
     co_await submit(request, exchange);
-    co_return;
+  } else {
+    http::Response response = route_simple(request, target, exchange.keep_alive());
+    co_await exchange.reply(std::move(response));
   }
-  http::Response response = route_simple(request, target, exchange.keep_alive());
-  co_await exchange.reply(std::move(response));
+  // Counted once the answer is out; a client that left before any status was sent is not.
+  if (options_.metrics != nullptr && exchange.status() != 0) {
+    options_.metrics->count_response(route_label(target), exchange.status());
+  }
+}
+
+void ApiHandler::count_rejection(const char* reason) const {
+  if (options_.metrics != nullptr) options_.metrics->count_rejection(reason);
+}
+
+http::Response ApiHandler::metrics(bool keep_alive) const {
+  http::Response res{bhttp::status::ok, 11};
+  res.set(bhttp::field::content_type, telemetry::kExpositionContentType);
+  res.set(bhttp::field::server, "llmq");
+  res.keep_alive(keep_alive);
+  res.body() = options_.metrics->expose();
+  res.prepare_payload();
+  return res;
 }
 
 http::Response ApiHandler::route_simple(const http::Request& request, std::string_view target,
@@ -117,13 +157,17 @@ http::Response ApiHandler::route_simple(const http::Request& request, std::strin
     return http::json_response(bhttp::status::ok, R"({"status":"ok"})", keep_alive);
   }
   if (target == "/readyz" && get) return readiness(keep_alive);
-  if (target == "/healthz" || target == "/readyz" || target == "/api/v1/req") {
+  const bool has_metrics = options_.metrics != nullptr;
+  if (target == "/metrics" && get && has_metrics) return metrics(keep_alive);
+  if (target == "/healthz" || target == "/readyz" || target == "/api/v1/req" ||
+      (target == "/metrics" && has_metrics)) {
     return error_response({405, "method_not_allowed",
                            std::string(request.method_string()) + " is not allowed on " +
                                std::string(target),
                            {}},
                           keep_alive);
   }
+  count_rejection("not_found");
   return error_response({404, "not_found", "no route " + std::string(target), {}}, keep_alive);
 }
 
@@ -144,7 +188,10 @@ http::Response ApiHandler::readiness(bool keep_alive) const {
 std::variant<JobPtr, http::Response> ApiHandler::admit(const http::Request& request,
                                                        std::shared_ptr<JobSink> sink,
                                                        bool keep_alive) const {
-  const auto refuse = [&](const ApiError& err) { return error_response(err, keep_alive); };
+  const auto refuse = [&](const ApiError& err) {
+    count_rejection(rejection_reason(err));
+    return error_response(err, keep_alive);
+  };
   if (!is_json_content_type(request[bhttp::field::content_type])) {
     return refuse({415, "unsupported_media_type", "Content-Type must be application/json", {}});
   }
@@ -192,6 +239,7 @@ awaitable<void> ApiHandler::submit(const http::Request& request, http::Exchange&
   } else {
     co_await (answer_once(follower, job->id(), exchange) || exchange.client_gone());
   }
+  if (follower.error_code() == "deadline_exceeded") count_rejection("deadline");
   if (!follower.finished()) {
     spdlog::debug("request {}: client left, job cancelled", job->id());
     follower.abandon();

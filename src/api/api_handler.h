@@ -1,7 +1,7 @@
 // ApiHandler: llmq's routes. It admits requests into the queue and follows each job to its end,
 // streaming (SSE) or answering once (JSON).
 //
-// Routes: POST /api/v1/req, GET /healthz, GET /readyz. Everything else is a JSON 404 (or 405
+// Routes: POST /api/v1/req, GET /healthz, GET /readyz, GET /metrics. Everything else is a JSON 404 (or 405
 // for a known path with the wrong method).
 #pragma once
 
@@ -15,6 +15,7 @@
 #include "engine/engine.h"
 #include "http/server.h"
 #include "queue/job_queue.h"
+#include "telemetry/service_metrics.h"
 
 namespace llmq {
 
@@ -22,6 +23,7 @@ struct ApiOptions {
   std::chrono::milliseconds ping_interval{1000};  // SSE ping period
   std::int64_t default_timeout_ms = 600000;       // deadline when a request sets none; 0: none
   ParseLimits parse_limits;                       // request parsing defaults
+  telemetry::ServiceMetrics* metrics = nullptr;   // counts responses, serves /metrics; may be null
 };
 
 // What the handler shares with the process that runs it.
@@ -47,6 +49,8 @@ class ApiHandler final : public http::Handler {
   http::Response route_simple(const http::Request& request, std::string_view target,
                               bool keep_alive) const;
   http::Response readiness(bool keep_alive) const;
+  http::Response metrics(bool keep_alive) const;
+  void count_rejection(const char* reason) const;
 
   ServiceState& state_;
   const ApiOptions options_;

@@ -38,6 +38,7 @@ boost::asio::awaitable<JobEvent> JobFollower::next() {
       }
       finished_ = std::holds_alternative<DoneEvent>(*event) ||
                   std::holds_alternative<ErrorEvent>(*event);
+      if (const auto* error = std::get_if<ErrorEvent>(&*event)) error_code_ = error->code;
       last_event_ = now;
       co_return std::move(*event);
     }
@@ -45,6 +46,7 @@ boost::asio::awaitable<JobEvent> JobFollower::next() {
     // worker enforces the deadline.
     if (!started_ && job_->deadline() && now >= *job_->deadline() && queue_.remove(job_->id())) {
       finished_ = true;
+      error_code_ = "deadline_exceeded";
       co_return ErrorEvent{"deadline_exceeded", "the deadline passed while the request waited"};
     }
     if (now >= last_event_ + ping_interval_) {

@@ -9,6 +9,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <memory>
+#include <string>
 
 #include "api/event_channel.h"
 #include "queue/job_queue.h"
@@ -26,6 +27,8 @@ class JobFollower {
   // The next event. After a DoneEvent or ErrorEvent, finished() is true; don't call again.
   boost::asio::awaitable<JobEvent> next();
   bool finished() const { return finished_; }
+  // The code of the error event that ended the job; empty while running or after a done.
+  const std::string& error_code() const { return error_code_; }
 
   // The client left: cancel the job wherever it is.
   void abandon();
@@ -41,6 +44,7 @@ class JobFollower {
   Clock::time_point started_at_;   // when the worker took the job
   bool started_ = false;
   bool finished_ = false;
+  std::string error_code_;
 };
 
 }  // namespace llmq

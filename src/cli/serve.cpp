@@ -14,6 +14,7 @@
 #include "engine/scheduler.h"
 #include "http/server.h"
 #include "queue/in_process_queue.h"
+#include "telemetry/service_metrics.h"
 
 namespace llmq {
 namespace {
@@ -46,7 +47,8 @@ std::string worker_id() {
 // The model and its worker, loaded off the I/O threads so /healthz and /readyz answer meanwhile.
 class Inference {
  public:
-  Inference(const ServeConfig& config, ServiceState& state) : config_(config), state_(state) {}
+  Inference(const ServeConfig& config, ServiceState& state, telemetry::ServiceMetrics& metrics)
+      : config_(config), state_(state), metrics_(metrics) {}
 
   // Loads in the background; on failure calls `on_failure` (from the loader thread).
   void load(std::function<void()> on_failure) {
@@ -59,14 +61,25 @@ class Inference {
                      m.name, m.description, m.n_params, m.n_ctx_train, m.n_vocab,
                      m.has_chat_template ? "yes" : "no");
         scheduler_ = std::make_unique<Scheduler>(*engine_, state_.queue,
-                                                 SchedulerOptions{worker_id()});
+                                                 SchedulerOptions{worker_id(), &metrics_});
         scheduler_->start();
+        running_.store(scheduler_.get());
         state_.engine.store(engine_.get());
       } catch (const std::exception& e) {
         spdlog::error("{}", e.what());
         on_failure();
       }
     });
+  }
+
+  // For the slot gauges, from any thread: 0 until the worker runs.
+  double busy_slots() const {
+    const Scheduler* s = running_.load();
+    return s ? s->busy_slots() : 0;
+  }
+  double total_slots() const {
+    const Scheduler* s = running_.load();
+    return s ? s->total_slots() : 0;
   }
 
   // Stops the worker: jobs still running end with error "shutting_down".
@@ -78,10 +91,20 @@ class Inference {
  private:
   const ServeConfig& config_;
   ServiceState& state_;
+  telemetry::ServiceMetrics& metrics_;
   std::unique_ptr<LlamaEngine> engine_;   // set by the loader thread
   std::unique_ptr<Scheduler> scheduler_;  // set by the loader thread
+  std::atomic<const Scheduler*> running_{nullptr};  // scheduler_ once started, for other threads
   std::jthread loader_;
 };
+
+// Refusals the HTTP server answers itself, before any route: counted like the handler's.
+void count_server_refusal(telemetry::ServiceMetrics& metrics, int status) {
+  metrics.count_response("other", status);
+  if (status == 413) metrics.count_rejection("too_large");
+  else if (status == 431) metrics.count_rejection("headers_too_large");
+  else metrics.count_rejection("invalid");
+}
 
 void configure_logging(const std::string& level) {
   spdlog::set_level(spdlog::level::from_str(level));
@@ -97,12 +120,15 @@ int run_serve(const ServeConfig& config) {
   asio::io_context io(config.http_threads);
   InProcessQueue queue(config.queue_max);
   ServiceState state(queue);
+  telemetry::ServiceMetrics metrics;
+  metrics.watch_queue([&queue] { return static_cast<double>(queue.depth()); });
   ApiHandler handler(state, ApiOptions{std::chrono::milliseconds(config.ping_interval_ms),
                                        config.timeout_ms,
-                                       ParseLimits{config.default_max_tokens}});
+                                       ParseLimits{config.default_max_tokens}, &metrics});
   http::Server server(io, handler,
                       http::ServerLimits{static_cast<std::uint64_t>(config.max_body_bytes),
-                                         static_cast<std::uint32_t>(config.max_header_bytes)});
+                                         static_cast<std::uint32_t>(config.max_header_bytes)},
+                      [&metrics](int status) { count_server_refusal(metrics, status); });
   try {
     const auto endpoint = server.listen(config.host, static_cast<std::uint16_t>(config.port));
     spdlog::info("llmq listening on http://{}:{}", endpoint.address().to_string(), endpoint.port());
@@ -114,7 +140,9 @@ int run_serve(const ServeConfig& config) {
   spdlog::info("config: {}", describe(config));
 
   int exit_code = 0;
-  Inference inference(config, state);
+  Inference inference(config, state, metrics);
+  metrics.watch_slots([&inference] { return inference.busy_slots(); },
+                      [&inference] { return inference.total_slots(); });
   inference.load([&] {
     exit_code = 1;
     asio::post(io, [&] { io.stop(); });

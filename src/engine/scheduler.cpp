@@ -13,6 +13,10 @@ std::int64_t ms_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count();
 }
 
+double seconds_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
 // How long an idle worker waits on the queue before it looks at its stop flag again.
 constexpr std::chrono::milliseconds kIdleWait{100};
 
@@ -32,6 +36,7 @@ struct Scheduler::Slot {
   std::int32_t batch_index = -1;         // entry of the last batch to sample from, or -1
   Clock::time_point started;             // when the slot took the job
   Clock::time_point first_token;         // when the first token was sampled
+  Clock::time_point last_token;          // when the latest token was sampled
 
   bool busy() const { return job != nullptr; }
   bool prefilling() const { return prompt_done < job->request().prompt_tokens.size(); }
@@ -39,6 +44,7 @@ struct Scheduler::Slot {
 
 Scheduler::Scheduler(Engine& engine, JobQueue& queue, SchedulerOptions options)
     : engine_(engine), queue_(queue), options_(std::move(options)) {
+  if (options_.metrics != nullptr) model_metrics_ = &options_.metrics->model(engine_.info().name);
   for (std::int32_t i = 0; i < engine_.slots(); ++i) {
     slots_.push_back(std::make_unique<Slot>());
     slots_.back()->id = i;
@@ -108,6 +114,9 @@ bool Scheduler::start_job(Slot& slot, JobPtr job) {
   slot.batch_index = -1;
   slot.started = now;
   busy_slots_.fetch_add(1, std::memory_order_relaxed);
+  if (options_.metrics != nullptr) {
+    options_.metrics->queue_wait().observe(seconds_between(slot.job->arrived(), now));
+  }
   slot.job->emit(StartedEvent{options_.worker_id, ms_between(slot.job->arrived(), now), 1});
   return true;
 }
@@ -152,7 +161,14 @@ void Scheduler::consume_logits() {
   for (auto& slot : slots_) {
     if (!slot->busy() || slot->batch_index < 0) continue;
     const Token token = engine_.sample(*slot->sampler, slot->batch_index);
-    if (slot->generated == 0) slot->first_token = Clock::now();
+    const Clock::time_point now = Clock::now();
+    if (slot->generated == 0) {
+      slot->first_token = now;
+      if (model_metrics_) model_metrics_->ttft.observe(seconds_between(slot->started, now));
+    } else if (model_metrics_) {
+      model_metrics_->inter_token.observe(seconds_between(slot->last_token, now));
+    }
+    slot->last_token = now;
     ++slot->generated;
     emit_token(*slot, token);
   }
@@ -186,8 +202,13 @@ void Scheduler::finish(Slot& slot, const char* finish_reason) {
       done.timings.decode_tokens_per_s = (slot.generated - 1) / decode_s;
     }
   }
+  if (model_metrics_) {
+    const double total_s = seconds_between(slot.job->arrived(), now);
+    model_metrics_->duration.observe(total_s);
+    model_metrics_->window.observe(total_s);
+  }
   // Released before the last event goes out, so a client that sees `done` can count on the
-  // slot being free for the next job.
+  // slot being free for the next job (and on the token counters including its tokens).
   const JobPtr job = release(slot);
   job->emit(std::move(done));
 }
@@ -199,6 +220,11 @@ void Scheduler::fail(Slot& slot, const char* code, const std::string& message) {
 }
 
 JobPtr Scheduler::release(Slot& slot) {
+  // Tokens are counted for every job that held a slot, whatever its end: they cost the work.
+  if (model_metrics_) {
+    model_metrics_->prompt_tokens.inc(static_cast<double>(slot.prompt_done));
+    model_metrics_->generated_tokens.inc(slot.generated);
+  }
   engine_.clear_slot(slot.id);
   slot.sampler.reset();
   slot.batch_index = -1;

@@ -19,11 +19,13 @@
 #include "engine/engine.h"
 #include "engine/text_stream.h"
 #include "queue/job_queue.h"
+#include "telemetry/service_metrics.h"
 
 namespace llmq {
 
 struct SchedulerOptions {
   std::string worker_id = "worker-0";  // shown to clients in `started`
+  telemetry::ServiceMetrics* metrics = nullptr;  // where to observe latencies; null: nowhere
 };
 
 class Scheduler {
@@ -58,6 +60,7 @@ class Scheduler {
   Engine& engine_;                          // the model and its context (this thread's)
   JobQueue& queue_;                         // where jobs come from
   const SchedulerOptions options_;
+  telemetry::ModelMetrics* model_metrics_ = nullptr;  // this model's instruments, or null
   std::vector<std::unique_ptr<Slot>> slots_;  // one per engine sequence; run() thread only
   std::atomic<std::int32_t> busy_slots_{0};   // slots holding a job, for readiness and metrics
   std::jthread thread_;                       // runs run()

@@ -59,6 +59,7 @@ Exchange::Exchange(beast::tcp_stream& stream, beast::flat_buffer& buffer, const 
     : stream_(stream), buffer_(buffer), keep_alive_(request.keep_alive()) {}
 
 asio::awaitable<void> Exchange::reply(Response response) {
+  status_ = static_cast<int>(response.result_int());
   response.keep_alive(keep_alive_ && response.keep_alive());
   keep_alive_ = response.keep_alive();
   stream_.expires_after(std::chrono::seconds(30));
@@ -68,6 +69,7 @@ asio::awaitable<void> Exchange::reply(Response response) {
 
 asio::awaitable<bool> Exchange::open_stream(bhttp::status status, std::string_view content_type) {
   keep_alive_ = false;
+  status_ = static_cast<int>(status);
   bhttp::response<bhttp::empty_body> head{status, 11};
   head.set(bhttp::field::content_type, content_type);
   head.set(bhttp::field::cache_control, "no-cache");
@@ -114,8 +116,10 @@ std::string Exchange::remote_address() const {
   return ec ? std::string("unknown") : ep.address().to_string();
 }
 
-Server::Server(asio::io_context& io, Handler& handler, ServerLimits limits)
-    : io_(io), handler_(handler), limits_(limits), acceptor_(io) {}
+Server::Server(asio::io_context& io, Handler& handler, ServerLimits limits,
+               RefusalObserver on_refusal)
+    : io_(io), handler_(handler), limits_(limits), on_refusal_(std::move(on_refusal)),
+      acceptor_(io) {}
 
 asio::ip::tcp::endpoint Server::listen(const std::string& host, std::uint16_t port) {
   const asio::ip::tcp::endpoint endpoint{asio::ip::make_address(host), port};
@@ -171,6 +175,7 @@ asio::awaitable<void> Server::serve_connection(asio::ip::tcp::socket socket) {
       if (ec) {
         stream.expires_after(std::chrono::seconds(5));
         Response refusal = read_error_response(ec, limits_);  // named: see GCC 12 note in api/
+        if (on_refusal_) on_refusal_(static_cast<int>(refusal.result_int()));
         co_await bhttp::async_write(stream, refusal, kTuple);
         break;
       }

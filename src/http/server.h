@@ -15,6 +15,7 @@
 #include <boost/beast/http/string_body.hpp>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -59,12 +60,15 @@ class Exchange {
 
   std::string remote_address() const;
   bool keep_alive() const { return keep_alive_; }
+  // The status sent with reply() or open_stream(); 0 while nothing was sent.
+  int status() const { return status_; }
 
  private:
   beast::tcp_stream& stream_;   // the connection
   beast::flat_buffer& buffer_;  // bytes read past the current request (pipelining)
   bool keep_alive_;             // whether the connection stays open after this exchange
   bool client_left_ = false;    // set by client_gone()
+  int status_ = 0;              // what was answered, for the caller's accounting
 };
 
 class Handler {
@@ -73,9 +77,14 @@ class Handler {
   virtual asio::awaitable<void> handle(const Request& request, Exchange& exchange) = 0;
 };
 
+// Told the status of every refusal the server answers itself (a request it could not read:
+// 400, 413, 431), since those never reach the Handler. Called on the connection's strand.
+using RefusalObserver = std::function<void(int status)>;
+
 class Server {
  public:
-  Server(asio::io_context& io, Handler& handler, ServerLimits limits);
+  Server(asio::io_context& io, Handler& handler, ServerLimits limits,
+         RefusalObserver on_refusal = {});
 
   // Binds and starts accepting; returns the bound endpoint. Throws on failure to bind.
   asio::ip::tcp::endpoint listen(const std::string& host, std::uint16_t port);
@@ -89,6 +98,7 @@ class Server {
   asio::io_context& io_;
   Handler& handler_;
   const ServerLimits limits_;
+  const RefusalObserver on_refusal_;  // may be empty
   asio::ip::tcp::acceptor acceptor_;
 };
 

@@ -1,0 +1,30 @@
+// Process and host metrics, read from /proc when scraped (Linux only; a reading that fails is
+// left out of the exposition rather than reported as 0).
+//
+// process_*: the standard names of Prometheus' client libraries. llmq_host_cpu_usage_ratio is
+// the busy share of all CPUs since the previous scrape (since boot at the first one), so with one
+// scraper it is the average over the scrape interval.
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+
+#include "telemetry/metrics.h"
+
+namespace llmq::telemetry {
+
+class ProcessCollector final : public Collector {
+ public:
+  void collect(std::string& out) const override;
+
+ private:
+  void collect_process(std::string& out) const;
+  void collect_host(std::string& out) const;
+
+  mutable std::mutex mu_;               // guards the previous /proc/stat reading
+  mutable std::uint64_t prev_busy_ = 0;  // jiffies
+  mutable std::uint64_t prev_total_ = 0;
+};
+
+}  // namespace llmq::telemetry

@@ -1,0 +1,117 @@
+#include "telemetry/service_metrics.h"
+
+#include "telemetry/process_metrics.h"
+
+#ifndef LLMQ_VERSION
+#define LLMQ_VERSION "unknown"
+#endif
+
+namespace llmq::telemetry {
+namespace {
+
+// Request-level latencies of a CPU LLM: milliseconds (a cached one-token answer) to minutes
+// (a long completion), denser below 2 s where most short requests land.
+std::vector<double> request_buckets() {
+  return {0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1,
+          1.5,   2,    3,     5,    7.5,   10,  15,   20,  30,  60,  120, 300, 600};
+}
+
+// Time between two tokens of one stream: one decode step, ~1 ms to a few seconds when the
+// batch is full of prompt chunks.
+std::vector<double> inter_token_buckets() {
+  return {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5};
+}
+
+// Queue waits go from nothing (a free slot) to the request timeout.
+std::vector<double> queue_wait_buckets() {
+  std::vector<double> b = {0.001};
+  for (double v : request_buckets()) b.push_back(v);
+  return b;
+}
+
+// Reasons exposed at 0 from the start, so dashboards and alerts see the series before the
+// first refusal.
+const char* const kMainReasons[] = {"queue_full", "too_large",     "headers_too_large",
+                                    "invalid",    "unsupported_media_type", "not_ready",
+                                    "shutting_down", "not_found", "deadline"};
+
+}  // namespace
+
+ServiceMetrics::ServiceMetrics(ServiceMetricsOptions options)
+    : options_(options),
+      requests_(registry_.counter("llmq_requests_total", "HTTP responses by route and status.",
+                                  {"route", "code"})),
+      rejected_(registry_.counter("llmq_requests_rejected_total",
+                                  "Requests refused, or jobs ended early, by reason.", {"reason"})),
+      queue_wait_(registry_
+                      .histogram("llmq_queue_wait_seconds",
+                                 "Time a job waited in LLM_INFERENCE until a worker took it.",
+                                 queue_wait_buckets())
+                      .with({})),
+      job_retries_(registry_.counter("llmq_job_retries_total", "Jobs handed to a worker again.")
+                       .with({})),
+      dead_lettered_(registry_
+                         .counter("llmq_jobs_dead_lettered_total",
+                                  "Jobs given up on after their last attempt.")
+                         .with({})),
+      ttft_(registry_.histogram("llmq_time_to_first_token_seconds",
+                                "From a worker taking the job to its first token.",
+                                request_buckets(), {"model"})),
+      inter_token_(registry_.histogram("llmq_inter_token_latency_seconds",
+                                       "Time between two consecutive tokens of one request.",
+                                       inter_token_buckets(), {"model"})),
+      duration_(registry_.histogram("llmq_request_duration_seconds",
+                                    "From admission to the done event, queue wait included.",
+                                    request_buckets(), {"model"})),
+      window_(registry_.add(std::make_unique<Family<WindowQuantiles>>(
+          "llmq_request_duration_window_seconds",
+          "Quantiles of llmq_request_duration_seconds over a sliding window (DDSketch, 1% "
+          "relative error); _sum and _count since start.",
+          std::vector<std::string>{"model"},
+          [w = options.window, n = options.sub_windows] {
+            return std::make_unique<WindowQuantiles>(w, n);
+          }))),
+      prompt_tokens_(registry_.counter("llmq_prompt_tokens_total", "Prompt tokens processed.",
+                                       {"model"})),
+      generated_tokens_(registry_.counter("llmq_generated_tokens_total", "Tokens generated.",
+                                          {"model"})) {
+  for (const char* reason : kMainReasons) rejected_.with({reason});
+  registry_.gauge("llmq_build_info", "Always 1; the version as a label.", {"version"})
+      .with({LLMQ_VERSION})
+      .set(1);
+  registry_.add(std::make_unique<ProcessCollector>());
+}
+
+void ServiceMetrics::watch_queue(std::function<double()> depth) {
+  // The only queue today; the label keeps the series stable when more queues come.
+  registry_.callback_gauge("llmq_queue_depth", "Jobs waiting in the queue.", std::move(depth),
+                           {"queue"}, {"LLM_INFERENCE"});
+}
+
+void ServiceMetrics::watch_slots(std::function<double()> busy, std::function<double()> total) {
+  registry_.callback_gauge("llmq_slots_busy", "Worker slots holding a job.", std::move(busy));
+  registry_.callback_gauge("llmq_slots_total", "Worker slots (0 before the model loads).",
+                           std::move(total));
+}
+
+void ServiceMetrics::count_response(const std::string& route, int status) {
+  requests_.with({route, std::to_string(status)}).inc();
+}
+
+void ServiceMetrics::count_rejection(const std::string& reason) { rejected_.with({reason}).inc(); }
+
+ModelMetrics& ServiceMetrics::model(const std::string& name) {
+  std::lock_guard lock(models_mu_);
+  auto it = models_.find(name);
+  if (it == models_.end()) {
+    it = models_
+             .emplace(name, ModelMetrics{ttft_.with({name}), inter_token_.with({name}),
+                                         duration_.with({name}), window_.with({name}),
+                                         prompt_tokens_.with({name}),
+                                         generated_tokens_.with({name})})
+             .first;
+  }
+  return it->second;
+}
+
+}  // namespace llmq::telemetry

@@ -1,0 +1,71 @@
+// ServiceMetrics: llmq's own metrics (the names, types and labels of docs/observability.md), in
+// one Registry that GET /metrics exposes.
+//
+// Instruments with fixed labels are resolved once and kept: `model()` hands the scheduler every
+// per-model instrument in one struct, so the decode loop never looks a label up.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "telemetry/metrics.h"
+#include "telemetry/window_quantiles.h"
+
+namespace llmq::telemetry {
+
+// The per-model instruments, owned by the registry.
+struct ModelMetrics {
+  Histogram& ttft;             // llmq_time_to_first_token_seconds
+  Histogram& inter_token;      // llmq_inter_token_latency_seconds
+  Histogram& duration;         // llmq_request_duration_seconds
+  WindowQuantiles& window;     // llmq_request_duration_window_seconds
+  Counter& prompt_tokens;      // llmq_prompt_tokens_total
+  Counter& generated_tokens;   // llmq_generated_tokens_total
+};
+
+struct ServiceMetricsOptions {
+  std::chrono::milliseconds window{60000};  // of llmq_request_duration_window_seconds
+  int sub_windows = 6;
+};
+
+class ServiceMetrics {
+ public:
+  explicit ServiceMetrics(ServiceMetricsOptions options = {});
+
+  // Callback gauges on the queue and the worker, registered by whoever owns them.
+  void watch_queue(std::function<double()> depth);
+  void watch_slots(std::function<double()> busy, std::function<double()> total);
+
+  // One HTTP response. `route` is a known route path or "other".
+  void count_response(const std::string& route, int status);
+  // A refused request or a job that ended early; reasons are listed in observability.md.
+  void count_rejection(const std::string& reason);
+  Histogram& queue_wait() { return queue_wait_; }
+  Counter& job_retries() { return job_retries_; }
+  Counter& dead_lettered() { return dead_lettered_; }
+  ModelMetrics& model(const std::string& name);
+
+  std::string expose() const { return registry_.expose(); }
+  Registry& registry() { return registry_; }
+
+ private:
+  Registry registry_;
+  const ServiceMetricsOptions options_;
+  Family<Counter>& requests_;
+  Family<Counter>& rejected_;
+  Histogram& queue_wait_;
+  Counter& job_retries_;
+  Counter& dead_lettered_;
+  Family<Histogram>& ttft_;
+  Family<Histogram>& inter_token_;
+  Family<Histogram>& duration_;
+  Family<WindowQuantiles>& window_;
+  Family<Counter>& prompt_tokens_;
+  Family<Counter>& generated_tokens_;
+  std::mutex models_mu_;                        // guards models_
+  std::map<std::string, ModelMetrics> models_;  // resolved per-model instruments
+};
+
+}  // namespace llmq::telemetry

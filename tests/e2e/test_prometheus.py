@@ -1,0 +1,141 @@
+"""A real Prometheus scrapes llmq: the p95 it computes from llmq_request_duration_seconds
+agrees with llmq's own window p95 and with the p95 the client measured, to the resolution of the
+histogram (the bucket that holds the true p95)."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import time
+
+import httpx
+import pytest
+
+from llmq_e2e import LONG_PROMPT, free_port, json_request, model_name
+from metrics_util import scrape
+
+PROMETHEUS = "/usr/bin/prometheus"
+N_REQUESTS = 20
+# The dashboard query. Its range must reach back to a scrape from before the first request, or
+# rate() misses requests: [1m], widened only when a slow machine took longer than that.
+P95_QUERY = "histogram_quantile(0.95, sum(rate(llmq_request_duration_seconds_bucket[{range}])) by (le))"
+
+
+class Prometheus:
+    """A Prometheus scraping one llmq every second, with its data in a tmp dir."""
+
+    def __init__(self, tmp_path, target_port: int):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = tmp_path / "prometheus.yml"
+        config.write_text(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+            "scrape_configs:\n  - job_name: llmq\n    static_configs:\n"
+            f"      - targets: ['127.0.0.1:{target_port}']\n"
+        )
+        self.log_path = tmp_path / "prometheus.log"
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                 f"--web.listen-address=127.0.0.1:{self.port}"],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )
+
+    def wait_ready(self, within: float = 30.0) -> None:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"prometheus exited:\n{self.log_path.read_text()[-3000:]}"
+            try:
+                if httpx.get(self.url + "/-/ready", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass  # not listening yet
+            time.sleep(0.1)
+        raise AssertionError(f"prometheus not ready in {within:.0f} s:\n{self.log_path.read_text()[-3000:]}")
+
+    def query(self, promql: str) -> list[dict]:
+        r = httpx.get(self.url + "/api/v1/query", params={"query": promql}, timeout=10)
+        assert r.status_code == 200, f"{promql}: {r.status_code} {r.text[:300]}"
+        return r.json()["data"]["result"]
+
+    def scalar(self, promql: str) -> float | None:
+        result = self.query(promql)
+        return float(result[0]["value"][1]) if result else None
+
+    def wait_for(self, promql: str, pred, what: str, within: float = 30.0) -> float:
+        deadline = time.monotonic() + within
+        last = None
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"prometheus exited:\n{self.log_path.read_text()[-3000:]}"
+            try:
+                last = self.scalar(promql)
+                if last is not None and pred(last):
+                    return last
+            except httpx.TransportError:
+                pass  # not listening yet
+            time.sleep(0.25)
+        raise AssertionError(f"{what}: {promql} is {last} after {within:.0f} s")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def bucket_of(value: float, bounds: list[float]) -> tuple[float, float]:
+    """The (lower, upper] bucket holding `value`."""
+    lower = 0.0
+    for upper in bounds:
+        if value <= upper:
+            return lower, upper
+        lower = upper
+    return lower, math.inf
+
+
+@pytest.mark.slow
+def test_prometheus_p95_agrees_with_llmq_and_the_client(llmq_factory, tmp_path):
+    llmq = llmq_factory.start("scraped")
+    prom = Prometheus(tmp_path, llmq.port)
+    try:
+        prom.wait_ready()
+        prom.wait_for('up{job="llmq"}', lambda v: v == 1, "llmq is scraped")
+        # A scrape from before any request, so rate() sees every request as an increase.
+        prom.wait_for("sum(llmq_request_duration_seconds_count)", lambda v: v == 0, "zero count")
+        t_zero = time.monotonic()
+
+        client_s, server_s = [], []
+        for i in range(N_REQUESTS):
+            t0 = time.monotonic()
+            a = json_request(llmq.base_url, {"prompt": LONG_PROMPT, "max_tokens": 1 + i // 2,
+                                             "temperature": 0})
+            client_s.append(time.monotonic() - t0)
+            server_s.append(a["timings"]["total_ms"] / 1000)
+
+        prom.wait_for("sum(llmq_request_duration_seconds_count)", lambda v: v == N_REQUESTS,
+                      "every request scraped")
+        elapsed = time.monotonic() - t_zero
+        prom_p95 = prom.scalar(P95_QUERY.format(range="1m" if elapsed < 50 else f"{int(elapsed) + 10}s"))
+        m = scrape(llmq.base_url)
+        window_p95 = m.get("llmq_request_duration_window_seconds", model=model_name(),
+                           quantile="0.95")
+        bounds = sorted({float(dict(labels)["le"]) for name, labels in m.samples
+                         if name == "llmq_request_duration_seconds_bucket"} - {math.inf})
+
+        # The true p95 as both Prometheus and the sketch rank it: the ceil(0.95 n)-th sample.
+        true_p95 = sorted(server_s)[math.ceil(0.95 * N_REQUESTS) - 1]
+        client_p95 = sorted(client_s)[math.ceil(0.95 * N_REQUESTS) - 1]
+        lower, upper = bucket_of(true_p95, bounds)
+        report = (f"true p95 {true_p95:.4f} in ({lower}, {upper}]; prometheus {prom_p95}; "
+                  f"window {window_p95}; client {client_p95:.4f}; server {sorted(server_s)}")
+        assert prom_p95 is not None, report
+        # total_ms is whole milliseconds: allow that much at the bucket's edges.
+        assert lower - 0.001 <= prom_p95 <= upper + 0.001, report
+        assert abs(window_p95 - true_p95) <= 0.01 * true_p95 + 0.001, report
+        assert lower * 0.99 - 0.001 <= window_p95 <= upper * 1.01 + 0.001, report
+        # The client also pays for HTTP on loopback: a few ms more than the server measured.
+        assert lower - 0.001 <= client_p95 <= upper + 0.05, report
+    finally:
+        prom.stop()
