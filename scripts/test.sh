@@ -2,8 +2,9 @@
 # Command (2) of the README, and what CI runs: set up, then pass every test.
 #   unit tests (GoogleTest via ctest), release build
 #   end-to-end tests (pytest) against the real binary and the real model
-#   unit tests under ASan+UBSan, and the concurrent parts under TSan
-# Set LLMQ_SKIP_SANITIZERS=1 to skip the sanitizer builds locally.
+#   unit and end-to-end tests under ASan+UBSan, and the unit tests under TSan
+#   the Elasticsearch shipping tests against a real local node (scripts/elasticsearch.sh)
+# Set LLMQ_SKIP_SANITIZERS=1 to skip the sanitizer builds locally, LLMQ_SKIP_ELASTIC=1 the node.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -28,6 +29,22 @@ run_ctest() {
 log "unit tests (release)"
 run_ctest "$root/build/release"
 
+# The Elasticsearch shipping tests against a real node (skipped inside ctest, where no node is
+# set). The restart test stops and starts the node itself. LLMQ_SKIP_ELASTIC=1 skips the block.
+if [[ "${LLMQ_SKIP_ELASTIC:-0}" != 1 ]]; then
+  es_port=${LLMQ_TEST_ELASTIC_PORT:-9250}
+  es="$here/elasticsearch.sh"
+  log "Elasticsearch integration tests (node on port $es_port)"
+  bash "$es" start --port "$es_port" >/dev/null
+  trap 'bash "$es" stop --port "$es_port" >/dev/null 2>&1 || true' EXIT
+  LLMQ_TEST_ELASTIC_URL="http://127.0.0.1:$es_port" \
+  LLMQ_TEST_ELASTIC_STOP="bash '$es' stop --port $es_port >/dev/null" \
+  LLMQ_TEST_ELASTIC_START="bash '$es' start --port $es_port >/dev/null" \
+    "$root/build/release/tests/unit/llmq_unit_tests" --gtest_filter='ElasticIntegration.*' --gtest_brief=1
+  bash "$es" stop --port "$es_port" >/dev/null
+  trap - EXIT
+fi
+
 log "end-to-end tests against $bin and the real model"
 LLMQ_BIN="$bin" "$venv/bin/pytest" -q "$root/tests/e2e"
 
@@ -36,7 +53,12 @@ if [[ "${LLMQ_SKIP_SANITIZERS:-0}" != 1 ]]; then
   for preset in asan tsan; do
     log "unit tests under $preset"
     cmake --preset "$preset" -S "$root" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
-    cmake --build "$root/build/$preset" -j "$(nproc)" --target llmq_unit_tests >/dev/null
+    cmake --build "$root/build/$preset" -j "$(nproc)" >/dev/null
     run_ctest "$root/build/$preset"
   done
+  # The whole end-to-end suite once more against the server built with ASan+UBSan: every
+  # hostile input of the catalogue then also proves it touches no memory it should not.
+  log "end-to-end tests against the ASan+UBSan server"
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    LLMQ_BIN="$root/build/asan/llmq" "$venv/bin/pytest" -q "$root/tests/e2e"
 fi
