@@ -13,7 +13,7 @@ source "$here/common.sh"
 # Tools are looked for on the PATH (they may come from elsewhere than Debian: Node's npm,
 # pyenv's python3); libraries by their Debian package.
 declare -A TOOL_PACKAGE=([g++]=g++ [cmake]=cmake [ninja]=ninja-build [git]=git [python3]=python3
-                         [npm]=npm [sha256sum]=coreutils)
+                         [npm]=npm [sha256sum]=coreutils [ccache]=ccache)
 LIB_PACKAGES=(libboost1.81-dev nlohmann-json3-dev libcli11-dev libtomlplusplus-dev libspdlog-dev
               libgtest-dev libcurl4-openssl-dev prometheus)
 
