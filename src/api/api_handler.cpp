@@ -74,8 +74,29 @@ bhttp::status status_of(const ErrorEvent& e) {
   return bhttp::status::internal_server_error;
 }
 
+// Keeps what the request's document needs from the events that pass to the client.
+void note_event(telemetry::RequestRecord& record, const JobEvent& event) {
+  if (const auto* started = std::get_if<StartedEvent>(&event)) {
+    record.worker = started->worker;
+    record.attempts = started->attempt;
+    record.queue_ms = started->queue_ms;
+  } else if (const auto* done = std::get_if<DoneEvent>(&event)) {
+    record.finish_reason = done->finish_reason;
+    record.prompt_tokens = done->usage.prompt_tokens;
+    record.generated_tokens = done->usage.completion_tokens;
+    record.queue_ms = done->timings.queue_ms;
+    record.ttft_ms = done->timings.ttft_ms;
+    record.total_ms = done->timings.total_ms;
+    record.decode_tokens_per_s = done->timings.decode_tokens_per_s;
+  } else if (const auto* error = std::get_if<ErrorEvent>(&event)) {
+    // The reason names of llmq_requests_rejected_total, so both views agree.
+    record.rejection_reason = error->code == "deadline_exceeded" ? "deadline" : error->code;
+  }
+}
+
 // Follows the job as an SSE stream until its done/error event or until the stream breaks.
-awaitable<void> stream_events(JobFollower& follower, http::Exchange& exchange) {
+awaitable<void> stream_events(JobFollower& follower, http::Exchange& exchange,
+                              telemetry::RequestRecord& record) {
   if (!co_await exchange.open_stream(bhttp::status::ok, "text/event-stream")) co_return;
   std::int64_t id = 0;
   JobEvent event = follower.queued();
@@ -84,15 +105,18 @@ awaitable<void> stream_events(JobFollower& follower, http::Exchange& exchange) {
     if (!co_await exchange.write_chunk(frame)) co_return;
     if (follower.finished()) break;
     event = co_await follower.next();
+    note_event(record, event);
   }
   co_await exchange.close_stream();
 }
 
 // Follows the job to its end and answers with one JSON document.
-awaitable<void> answer_once(JobFollower& follower, const std::string& id, http::Exchange& exchange) {
+awaitable<void> answer_once(JobFollower& follower, const std::string& id, http::Exchange& exchange,
+                            telemetry::RequestRecord& record) {
   std::string text;
   while (!follower.finished()) {
     JobEvent event = co_await follower.next();
+    note_event(record, event);
     if (auto* token = std::get_if<TokenEvent>(&event)) text += token->text;
     if (auto* error = std::get_if<ErrorEvent>(&event)) {
       ApiError err{static_cast<int>(status_of(*error)), error->code, error->message, {}};
@@ -187,8 +211,10 @@ http::Response ApiHandler::readiness(bool keep_alive) const {
 
 std::variant<JobPtr, http::Response> ApiHandler::admit(const http::Request& request,
                                                        std::shared_ptr<JobSink> sink,
-                                                       bool keep_alive) const {
+                                                       bool keep_alive,
+                                                       telemetry::RequestRecord& record) const {
   const auto refuse = [&](const ApiError& err) {
+    record.rejection_reason = rejection_reason(err);
     count_rejection(rejection_reason(err));
     return error_response(err, keep_alive);
   };
@@ -208,6 +234,7 @@ std::variant<JobPtr, http::Response> ApiHandler::admit(const http::Request& requ
   PromptResult prompt = validate_for_model(std::move(std::get<ParsedRequest>(parsed)), *engine);
   if (auto* err = std::get_if<ApiError>(&prompt)) return refuse(*err);
   ValidatedRequest validated = std::move(std::get<ValidatedRequest>(prompt));
+  record.model = validated.model;
 
   const std::int64_t timeout_ms = validated.params.timeout_ms.value_or(options_.default_timeout_ms);
   std::optional<Clock::time_point> deadline;
@@ -226,23 +253,50 @@ std::variant<JobPtr, http::Response> ApiHandler::admit(const http::Request& requ
 }
 
 awaitable<void> ApiHandler::submit(const http::Request& request, http::Exchange& exchange) {
+  const Clock::time_point began = Clock::now();
+  telemetry::RequestRecord record;
+  record.at = std::chrono::system_clock::now();
+  record.route = "/api/v1/req";
   auto channel = std::make_shared<EventChannel>(co_await boost::asio::this_coro::executor);
-  std::variant<JobPtr, http::Response> admitted = admit(request, channel, exchange.keep_alive());
+  std::variant<JobPtr, http::Response> admitted =
+      admit(request, channel, exchange.keep_alive(), record);
   if (auto* refusal = std::get_if<http::Response>(&admitted)) {
+    // A refusal has no job id; this one names its document for the client and the logs.
+    record.request_id = new_request_id();
+    refusal->set("X-Request-Id", record.request_id);
     co_await exchange.reply(std::move(*refusal));
+    record_request(record, began, exchange.status());
     co_return;
   }
   const JobPtr job = std::get<JobPtr>(admitted);
+  record.request_id = job->id();
   JobFollower follower(job, channel, state_.queue, options_.ping_interval);
   if (job->request().params.stream) {
-    co_await (stream_events(follower, exchange) || exchange.client_gone());
+    co_await (stream_events(follower, exchange, record) || exchange.client_gone());
   } else {
-    co_await (answer_once(follower, job->id(), exchange) || exchange.client_gone());
+    co_await (answer_once(follower, job->id(), exchange, record) || exchange.client_gone());
   }
   if (follower.error_code() == "deadline_exceeded") count_rejection("deadline");
   if (!follower.finished()) {
     spdlog::debug("request {}: client left, job cancelled", job->id());
     follower.abandon();
+    record.rejection_reason = "client_gone";
+  }
+  record_request(record, began, exchange.status());
+}
+
+void ApiHandler::record_request(telemetry::RequestRecord& record, Clock::time_point began,
+                                int status) const {
+  if (options_.documents == nullptr) return;
+  record.duration = Clock::now() - began;
+  record.status = status;
+  record.success = record.rejection_reason.empty() && !record.finish_reason.empty() &&
+                   record.finish_reason != "cancelled";
+  try {
+    options_.documents->submit(telemetry::kRequestsStream, record.request_id,
+                               telemetry::request_document(record, options_.origin));
+  } catch (const std::exception& e) {  // the answer is out already; a lost document is logged
+    spdlog::error("request {}: document not kept: {}", record.request_id, e.what());
   }
 }
 

@@ -15,6 +15,8 @@
 #include "engine/engine.h"
 #include "http/server.h"
 #include "queue/job_queue.h"
+#include "telemetry/event_sink.h"
+#include "telemetry/request_document.h"
 #include "telemetry/service_metrics.h"
 
 namespace llmq {
@@ -24,6 +26,8 @@ struct ApiOptions {
   std::int64_t default_timeout_ms = 600000;       // deadline when a request sets none; 0: none
   ParseLimits parse_limits;                       // request parsing defaults
   telemetry::ServiceMetrics* metrics = nullptr;   // counts responses, serves /metrics; may be null
+  telemetry::EventSink* documents = nullptr;      // one document per POST /api/v1/req; may be null
+  telemetry::DocumentOrigin origin;               // service.name and host.name of those documents
 };
 
 // What the handler shares with the process that runs it.
@@ -44,8 +48,12 @@ class ApiHandler final : public http::Handler {
  private:
   boost::asio::awaitable<void> submit(const http::Request& request, http::Exchange& exchange);
   // Admission: checks the request and queues its job, or says why not (the refusal response).
+  // `record` gets the refusal reason, or the model of an admitted job.
   std::variant<JobPtr, http::Response> admit(const http::Request& request,
-                                             std::shared_ptr<JobSink> sink, bool keep_alive) const;
+                                             std::shared_ptr<JobSink> sink, bool keep_alive,
+                                             telemetry::RequestRecord& record) const;
+  // Ships the request's document once its outcome is final (never blocks: see EventSink).
+  void record_request(telemetry::RequestRecord& record, Clock::time_point began, int status) const;
   http::Response route_simple(const http::Request& request, std::string_view target,
                               bool keep_alive) const;
   http::Response readiness(bool keep_alive) const;

@@ -49,6 +49,9 @@ std::string mask_url_credentials(std::string_view url) {
   return std::string(url.substr(0, start)) + "***" + std::string(url.substr(at));
 }
 
+// Secrets are never shown, not even in part.
+std::string mask_secret(std::string_view) { return "***"; }
+
 template <class Config>
 using Field = std::variant<std::string Config::*, std::int32_t Config::*, std::int64_t Config::*>;
 
@@ -90,6 +93,20 @@ constexpr OptionSpec<Serve> kServeOptions[] = {
      .field = &Serve::ping_interval_ms, .min = 10, .max = 3600000},
     {.name = "elastic-url", .help = "Elasticsearch base URL (empty: off)",
      .field = &Serve::elastic_url, .mask = mask_url_credentials},
+    {.name = "elastic-api-key", .help = "Elasticsearch API key (the encoded id:key)",
+     .field = &Serve::elastic_api_key, .mask = mask_secret},
+    {.name = "elastic-user", .help = "Elasticsearch basic-auth user (when no API key)",
+     .field = &Serve::elastic_user},
+    {.name = "elastic-password", .help = "Elasticsearch basic-auth password",
+     .field = &Serve::elastic_password, .mask = mask_secret},
+    {.name = "elastic-ca-file", .help = "PEM bundle to verify Elasticsearch with",
+     .field = &Serve::elastic_ca_file},
+    {.name = "spool-dir", .help = "where documents wait for Elasticsearch (or a later replay)",
+     .field = &Serve::spool_dir},
+    {.name = "snapshot-interval-ms", .help = "period of the runtime snapshot documents",
+     .field = &Serve::snapshot_interval_ms, .min = 100, .max = 3600000},
+    {.name = "service-name", .help = "service.name of every document",
+     .field = &Serve::service_name},
     {.name = "max-body-bytes", .help = "request body limit (413 past it)",
      .field = &Serve::max_body_bytes, .min = 1, .max = kGiB},
     {.name = "max-header-bytes", .help = "request header limit (431 past it)",
@@ -390,6 +407,7 @@ CommandLine parse_command_line(int argc, const char* const* argv, const EnvLooku
   CLI::App app{"llmq: a queue-based LLM inference server for CPUs", "llmq"};
   ServeConfig serve_defaults;
   serve_defaults.model = default_model_path(env);
+  serve_defaults.spool_dir = default_spool_dir(env);
   Command<ServeConfig> serve(app, "serve", "run the HTTP inference server", kServeOptions,
                              std::move(serve_defaults));
   app.allow_extras();
@@ -424,16 +442,23 @@ std::string describe(const ServeConfig& config) {
   return out;
 }
 
+namespace {
+// ${XDG_CACHE_HOME:-$HOME/.cache}/llmq; empty counts as unset, as in the set-up's ${VAR:-x}.
+std::filesystem::path llmq_cache_dir(const EnvLookup& env) {
+  std::filesystem::path cache = env("XDG_CACHE_HOME").value_or("");
+  if (cache.empty()) cache = std::filesystem::path(env("HOME").value_or("")) / ".cache";
+  return cache / "llmq";
+}
+}  // namespace
+
 std::string default_model_path(const EnvLookup& env) {
-  // Empty counts as unset, as in the set-up's ${VAR:-default}.
-  const auto get = [&](const char* name) { return env(name).value_or(""); };
-  std::filesystem::path dir = get("LLMQ_MODELS_DIR");
-  if (dir.empty()) {
-    std::filesystem::path cache = get("XDG_CACHE_HOME");
-    if (cache.empty()) cache = std::filesystem::path(get("HOME")) / ".cache";
-    dir = cache / "llmq" / "models";
-  }
+  std::filesystem::path dir = env("LLMQ_MODELS_DIR").value_or("");
+  if (dir.empty()) dir = llmq_cache_dir(env) / "models";
   return (dir / kDefaultModelFile).string();
+}
+
+std::string default_spool_dir(const EnvLookup& env) {
+  return (llmq_cache_dir(env) / "spool").string();
 }
 
 }  // namespace llmq

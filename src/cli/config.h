@@ -21,6 +21,13 @@ struct ServeConfig {
   std::int32_t queue_max = 64;               // waiting jobs before 429 queue_full
   std::int32_t ping_interval_ms = 1000;      // SSE ping period while waiting / idle
   std::string elastic_url;                   // Elasticsearch base URL; empty: off
+  std::string elastic_api_key;               // "ApiKey" credential (secret)
+  std::string elastic_user;                  // basic auth user, when no API key
+  std::string elastic_password;              // basic auth password (secret)
+  std::string elastic_ca_file;               // PEM bundle to verify Elasticsearch with
+  std::string spool_dir;                     // request documents kept on disk; default below
+  std::int32_t snapshot_interval_ms = 10000; // runtime snapshot period
+  std::string service_name = "llmq";         // service.name of every document
   std::int64_t max_body_bytes = 1 << 20;     // request body limit (413 past it)
   std::int32_t max_header_bytes = 16 << 10;  // request header limit (431 past it)
   std::int64_t timeout_ms = 600000;          // default whole-request deadline; 0: none
@@ -50,6 +57,9 @@ std::string describe(const ServeConfig& config);
 // Where the set-up puts the default model:
 // $LLMQ_MODELS_DIR, else ${XDG_CACHE_HOME:-$HOME/.cache}/llmq/models, + the file name.
 std::string default_model_path(const EnvLookup& env);
+// ${XDG_CACHE_HOME:-$HOME/.cache}/llmq/spool: where documents wait for Elasticsearch.
+std::string default_spool_dir(const EnvLookup& env);
+
 inline constexpr const char* kDefaultModelFile = "SmolLM2-135M-Instruct.Q4_1.gguf";
 
 }  // namespace llmq

@@ -6,7 +6,9 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <random>
 #include <thread>
 
 #include "api/api_handler.h"
@@ -14,7 +16,11 @@
 #include "engine/scheduler.h"
 #include "http/server.h"
 #include "queue/in_process_queue.h"
+#include "telemetry/elastic_sink.h"
+#include "telemetry/request_document.h"
+#include "telemetry/runtime_reporter.h"
 #include "telemetry/service_metrics.h"
+#include "telemetry/spool_sink.h"
 
 namespace llmq {
 namespace {
@@ -38,10 +44,30 @@ bool check_model_file(const std::string& path) {
   return true;
 }
 
-std::string worker_id() {
+std::string host_name() {
   char host[256] = {};
   gethostname(host, sizeof host - 1);
-  return std::string(host) + "/" + std::to_string(getpid());
+  return host;
+}
+
+std::string worker_id() { return host_name() + "/" + std::to_string(getpid()); }
+
+// Where the documents go: Elasticsearch when a URL is set, else only the spool, kept for a later
+// run with a URL to replay. Throws when the spool directory cannot be used.
+std::unique_ptr<telemetry::EventSink> make_document_sink(const ServeConfig& config) {
+  const telemetry::SpoolOptions spool{.dir = config.spool_dir};
+  if (config.elastic_url.empty()) return std::make_unique<telemetry::SpoolSink>(spool);
+  telemetry::ElasticSinkOptions options;
+  options.elastic.url = config.elastic_url;
+  options.elastic.api_key = config.elastic_api_key;
+  options.elastic.username = config.elastic_user;
+  options.elastic.password = config.elastic_password;
+  options.elastic.ca_file = config.elastic_ca_file;
+  options.spool = spool;
+  std::filesystem::path dir(config.spool_dir);
+  if (!dir.has_filename()) dir = dir.parent_path();  // "…/spool/": the same directory
+  options.dead_letter_path = dir.parent_path() / "dead-letter.ndjson";
+  return std::make_unique<telemetry::ElasticSink>(std::move(options));
 }
 
 // The model and its worker, loaded off the I/O threads so /healthz and /readyz answer meanwhile.
@@ -98,12 +124,32 @@ class Inference {
   std::jthread loader_;
 };
 
-// Refusals the HTTP server answers itself, before any route: counted like the handler's.
-void count_server_refusal(telemetry::ServiceMetrics& metrics, int status) {
+const char* server_refusal_reason(int status) {
+  if (status == 413) return "too_large";
+  if (status == 431) return "headers_too_large";
+  return "invalid";
+}
+
+// Refusals the HTTP server answers itself, before any route: counted like the handler's, with
+// a document of their own (no route: the server refused before reading one).
+void record_server_refusal(telemetry::ServiceMetrics& metrics, telemetry::EventSink& documents,
+                           const telemetry::DocumentOrigin& origin, int status) {
   metrics.count_response("other", status);
-  if (status == 413) metrics.count_rejection("too_large");
-  else if (status == 431) metrics.count_rejection("headers_too_large");
-  else metrics.count_rejection("invalid");
+  metrics.count_rejection(server_refusal_reason(status));
+  telemetry::RequestRecord record;
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  char id[24];
+  std::snprintf(id, sizeof id, "req_%016llx", static_cast<unsigned long long>(rng()));
+  record.request_id = id;
+  record.at = std::chrono::system_clock::now();
+  record.status = status;
+  record.rejection_reason = server_refusal_reason(status);
+  try {
+    documents.submit(telemetry::kRequestsStream, record.request_id,
+                     telemetry::request_document(record, origin));
+  } catch (const std::exception& e) {  // never let the document break the server's refusal
+    spdlog::error("request {}: document not kept: {}", record.request_id, e.what());
+  }
 }
 
 void configure_logging(const std::string& level) {
@@ -117,18 +163,28 @@ int run_serve(const ServeConfig& config) {
   configure_logging(config.log_level);
   if (!check_model_file(config.model)) return 1;
 
+  std::unique_ptr<telemetry::EventSink> documents;
+  try {
+    documents = make_document_sink(config);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "llmq: cannot use spool directory %s: %s\n", config.spool_dir.c_str(),
+                 e.what());
+    return 1;
+  }
+  const telemetry::DocumentOrigin origin{config.service_name, host_name()};
+
   asio::io_context io(config.http_threads);
   InProcessQueue queue(config.queue_max);
   ServiceState state(queue);
   telemetry::ServiceMetrics metrics;
   metrics.watch_queue([&queue] { return static_cast<double>(queue.depth()); });
   ApiHandler handler(state, ApiOptions{std::chrono::milliseconds(config.ping_interval_ms),
-                                       config.timeout_ms,
-                                       ParseLimits{config.default_max_tokens}, &metrics});
+                                       config.timeout_ms, ParseLimits{config.default_max_tokens},
+                                       &metrics, documents.get(), origin});
   http::Server server(io, handler,
                       http::ServerLimits{static_cast<std::uint64_t>(config.max_body_bytes),
                                          static_cast<std::uint32_t>(config.max_header_bytes)},
-                      [&metrics](int status) { count_server_refusal(metrics, status); });
+                      [&](int status) { record_server_refusal(metrics, *documents, origin, status); });
   try {
     const auto endpoint = server.listen(config.host, static_cast<std::uint16_t>(config.port));
     spdlog::info("llmq listening on http://{}:{}", endpoint.address().to_string(), endpoint.port());
@@ -143,6 +199,12 @@ int run_serve(const ServeConfig& config) {
   Inference inference(config, state, metrics);
   metrics.watch_slots([&inference] { return inference.busy_slots(); },
                       [&inference] { return inference.total_slots(); });
+  telemetry::RuntimeReporter reporter(
+      *documents, metrics,
+      telemetry::RuntimeSources{[&queue] { return static_cast<double>(queue.depth()); },
+                                [&inference] { return inference.busy_slots(); },
+                                [&inference] { return inference.total_slots(); }},
+      origin, std::chrono::milliseconds(config.snapshot_interval_ms));
   inference.load([&] {
     exit_code = 1;
     asio::post(io, [&] { io.stop(); });
@@ -172,6 +234,11 @@ int run_serve(const ServeConfig& config) {
   io.stop();
   extra_threads.clear();
   inference.stop();
+  reporter.stop();
+  // Every request has its document by now; give Elasticsearch a moment, then spool the rest.
+  if (!documents->flush(std::chrono::steady_clock::now() + std::chrono::seconds(5)))
+    spdlog::warn("documents not yet acknowledged were kept in {}", config.spool_dir);
+  documents->close();
   spdlog::info("llmq stopped");
   return exit_code;
 }

@@ -56,6 +56,31 @@ std::int64_t open_fds() {
 
 }  // namespace
 
+ProcReading read_proc() {
+  ProcReading r;
+  const std::vector<std::string> f = self_stat_fields();
+  if (f.size() > 21) {  // field numbers as in collect_process
+    r.cpu_seconds = (std::stod(f[11]) + std::stod(f[12])) / static_cast<double>(sysconf(_SC_CLK_TCK));
+    r.rss_bytes = std::stod(f[21]) * static_cast<double>(sysconf(_SC_PAGESIZE));
+  }
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  double v[8] = {};  // user nice system idle iowait irq softirq steal
+  if (in >> cpu && cpu == "cpu") {
+    double total = 0;
+    for (auto& x : v) {
+      in >> x;
+      total += x;
+    }
+    r.host_total_jiffies = total;
+    r.host_busy_jiffies = total - v[3] - v[4];
+  }
+  const auto total_kb = proc_value("/proc/meminfo", "MemTotal:");
+  const auto avail_kb = proc_value("/proc/meminfo", "MemAvailable:");
+  if (total_kb && avail_kb) r.host_memory_used_bytes = (*total_kb - *avail_kb) * 1024;
+  return r;
+}
+
 void ProcessCollector::collect(std::string& out) const {
   collect_process(out);
   collect_host(out);

@@ -8,11 +8,22 @@
 
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "telemetry/metrics.h"
 
 namespace llmq::telemetry {
+
+// The same /proc numbers as one reading, for the runtime snapshot documents (which compute their
+// own rates between two readings). A value that could not be read is nullopt.
+struct ProcReading {
+  std::optional<double> cpu_seconds;  // process user + system
+  std::optional<double> rss_bytes;
+  std::optional<double> host_busy_jiffies, host_total_jiffies;  // all CPUs, since boot
+  std::optional<double> host_memory_used_bytes;                 // MemTotal - MemAvailable
+};
+ProcReading read_proc();
 
 class ProcessCollector final : public Collector {
  public:

@@ -114,4 +114,19 @@ ModelMetrics& ServiceMetrics::model(const std::string& name) {
   return it->second;
 }
 
+ModelTotals ServiceMetrics::model_totals() {
+  ModelTotals totals;
+  std::lock_guard lock(models_mu_);
+  for (auto& entry : models_) {
+    ModelMetrics& m = entry.second;
+    totals.generated_tokens += m.generated_tokens.value();
+    WindowQuantiles::Snapshot window = m.window.snapshot(kSummaryQuantiles);
+    if (window.window_count > totals.window_count) {
+      totals.window_count = window.window_count;
+      totals.latency_s = std::move(window.values);
+    }
+  }
+  return totals;
+}
+
 }  // namespace llmq::telemetry

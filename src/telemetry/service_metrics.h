@@ -9,6 +9,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "telemetry/metrics.h"
 #include "telemetry/window_quantiles.h"
@@ -23,6 +24,13 @@ struct ModelMetrics {
   WindowQuantiles& window;     // llmq_request_duration_window_seconds
   Counter& prompt_tokens;      // llmq_prompt_tokens_total
   Counter& generated_tokens;   // llmq_generated_tokens_total
+};
+
+// What the runtime snapshot documents read from the per-model instruments.
+struct ModelTotals {
+  std::vector<double> latency_s;  // kSummaryQuantiles of the request duration window (seconds)
+  std::uint64_t window_count = 0;  // samples in that window; 0: latency_s means nothing
+  double generated_tokens = 0;     // over every model, since start
 };
 
 struct ServiceMetricsOptions {
@@ -46,6 +54,8 @@ class ServiceMetrics {
   Counter& job_retries() { return job_retries_; }
   Counter& dead_lettered() { return dead_lettered_; }
   ModelMetrics& model(const std::string& name);
+  // Latency of the busiest model's window (llmq serves one model) and tokens of all of them.
+  ModelTotals model_totals();
 
   std::string expose() const { return registry_.expose(); }
   Registry& registry() { return registry_; }

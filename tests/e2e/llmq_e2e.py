@@ -129,7 +129,9 @@ class LlmqServer:
         self.port = port or free_port()
         self.flags = {**DEFAULT_FLAGS, **(flags or {})}
         self.name = name
-        self.env = env or {}
+        # Request documents go to a spool per server, not to the user's cache (a test's own
+        # env or --spool-dir still wins).
+        self.env = {"LLMQ_SPOOL_DIR": str(log_dir / f"{name}-{self.port}-spool"), **(env or {})}
         self.args = args
         log_dir.mkdir(parents=True, exist_ok=True)
         self.stderr_path = log_dir / f"{name}-{self.port}.stderr.log"

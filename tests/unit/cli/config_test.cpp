@@ -82,6 +82,7 @@ TEST(Config, Defaults) {
   const ServeConfig config = serve({"serve"});
   ServeConfig expected;
   expected.model = kHomeModel;
+  expected.spool_dir = "/home/u/.cache/llmq/spool";
   EXPECT_EQ(describe(config), describe(expected));
   EXPECT_EQ(config.config_file, "");
 }
@@ -385,6 +386,23 @@ TEST(Config, DescribeMasksConservatively) {
   EXPECT_NE(describe(config).find("elastic_url=http://***@b"), std::string::npos);
   config.elastic_url = "http://es:9200";
   EXPECT_NE(describe(config).find("elastic_url=http://es:9200 "), std::string::npos);
+}
+
+TEST(Config, DocumentFlagsDefaultsAndSecretsMasked) {
+  const ServeConfig c = serve({"serve"}, {{"XDG_CACHE_HOME", "/c"}});
+  EXPECT_EQ(c.spool_dir, "/c/llmq/spool");
+  EXPECT_EQ(c.snapshot_interval_ms, 10000);
+  EXPECT_EQ(c.service_name, "llmq");
+  EXPECT_EQ(serve({"serve"}, {{"HOME", "/h"}}).spool_dir, "/h/.cache/llmq/spool");
+  EXPECT_EQ(serve({"serve", "--elastic-user", "u"}, {{"LLMQ_ELASTIC_PASSWORD", "pw"}})
+                .elastic_password, "pw");
+  ServeConfig config;
+  config.elastic_api_key = "c2VjcmV0a2V5";
+  config.elastic_password = "hunter2";
+  const std::string line = describe(config);
+  EXPECT_EQ(line.find("c2VjcmV0a2V5"), std::string::npos) << line;
+  EXPECT_EQ(line.find("hunter2"), std::string::npos) << line;
+  EXPECT_NE(line.find("elastic_api_key=***"), std::string::npos) << line;
 }
 
 TEST(Config, ProcessEnvReadsTheRealEnvironment) {

@@ -1,0 +1,155 @@
+"""Request documents and runtime snapshots: shipped to a real Elasticsearch node, exactly one
+document per request (refusals included), and kept in the spool when no node is configured.
+
+The node comes from scripts/elasticsearch.sh (one per module, ~10-25 s to start). Its plain
+indices stand in for the data streams (the test distribution has no data-streams module).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from llmq_e2e import LONG_PROMPT, REPO, OpenStream, free_port, raw_http
+
+REQUESTS = "logs-llmq.requests-default"
+RUNTIME = "metrics-llmq.runtime-default"
+ES_SCRIPT = REPO / "scripts" / "elasticsearch.sh"
+
+
+@pytest.fixture(scope="module")
+def elastic_url():
+    port = free_port()
+    # Under /var/tmp: as root the node runs as `nobody`, who cannot enter pytest's tmp dirs.
+    data = Path(tempfile.mkdtemp(prefix="llmq-e2e-es-", dir="/var/tmp"))
+    args = ["--port", str(port), "--data", str(data)]
+    try:
+        r = subprocess.run([str(ES_SCRIPT), "start", *args], capture_output=True, text=True,
+                           timeout=240)
+        if r.returncode != 0:
+            pytest.fail(f"elasticsearch.sh start failed ({r.returncode}):\n{r.stderr[-3000:]}",
+                        pytrace=False)
+        yield r.stdout.split()[0]
+    finally:
+        subprocess.run([str(ES_SCRIPT), "stop", *args], capture_output=True, timeout=120)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def search_all(url: str, index: str) -> list[dict]:
+    httpx.post(f"{url}/{index}/_refresh", timeout=30).raise_for_status()
+    r = httpx.post(f"{url}/{index}/_search", json={"size": 10000, "query": {"match_all": {}}},
+                   timeout=30)
+    r.raise_for_status()
+    return r.json()["hits"]["hits"]
+
+
+def send_mix(srv) -> dict[str, int]:
+    """Two completed requests (JSON and SSE), a client that leaves, a 429 and a 400.
+    Returns {request id: expected HTTP status}."""
+    expected: dict[str, int] = {}
+    body = {"prompt": "Hello", "max_tokens": 4, "temperature": 0}
+    r = httpx.post(srv.req_url, json={**body, "stream": False}, timeout=60)
+    assert r.status_code == 200, r.text
+    expected[r.json()["id"]] = 200
+    r = httpx.post(srv.req_url, json={"prompt": 5}, timeout=30)  # invalid: prompt not a string
+    assert r.status_code == 400, r.text
+    expected[r.headers["x-request-id"]] = 400
+
+    # slots=1, queue_max=1: A runs, B waits, C is refused with 429.
+    long_body = {"prompt": LONG_PROMPT, "max_tokens": 400, "temperature": 0}
+    a = OpenStream(srv.base_url, long_body)
+    b = None
+    try:
+        expected[a.read_until(lambda e: e.event == "queued", "A queued").data["id"]] = 200
+        a.read_until(lambda e: e.event == "started", "A started")
+        b = OpenStream(srv.base_url, body)
+        expected[b.read_until(lambda e: e.event == "queued", "B queued").data["id"]] = 200
+        r = httpx.post(srv.req_url, json={**body, "stream": False}, timeout=30)
+        assert r.status_code == 429, r.text
+        expected[r.headers["x-request-id"]] = 429
+    finally:
+        a.close()  # A's client leaves: its job is cancelled, its document still written
+    b.read_all()
+    b.close()
+    return expected
+
+
+def test_documents_reach_elasticsearch_once_each(llmq_factory, elastic_url, tmp_path):
+    srv = llmq_factory.start(slots=1, queue_max=1, ctx_size=1024, elastic_url=elastic_url,
+                             spool_dir=tmp_path / "spool", snapshot_interval_ms=300,
+                             service_name="llmq-e2e")
+    expected = send_mix(srv)
+    time.sleep(1.0)  # a few snapshots while idle, too
+    assert srv.stop() == 0, srv.stderr_text(50)  # shutdown flushes what is still queued
+
+    hits = search_all(elastic_url, REQUESTS)
+    per_id = collections.Counter(h["_id"] for h in hits)
+    assert {i: per_id[i] for i in expected} == {i: 1 for i in expected}, per_id
+    assert set(per_id) == set(expected), f"unexpected documents: {set(per_id) - set(expected)}"
+    docs = {h["_id"]: h["_source"] for h in hits}
+    for rid, status in expected.items():
+        d = docs[rid]
+        assert d["llmq"]["request_id"] == rid
+        assert d["http"]["response"]["status_code"] == status, d
+        assert d["service"]["name"] == "llmq-e2e" and d["host"]["name"], d
+        assert d["@timestamp"].endswith("Z") and d["event"]["duration"] > 0, d
+        assert d["llmq"]["route"] == "/api/v1/req", d
+        assert "Hello" not in json.dumps(d) and "1, 2, 3" not in json.dumps(d), d  # no prompts
+    refused = {docs[i]["llmq"].get("rejection_reason") for i, s in expected.items() if s != 200}
+    assert refused == {"invalid", "queue_full"}, refused
+    completed = [docs[i] for i, s in expected.items() if s == 200
+                 and docs[i]["llmq"].get("finish_reason") in ("stop", "length")]
+    assert len(completed) == 2, [docs[i] for i in expected]
+    for d in completed:
+        l = d["llmq"]
+        assert d["event"]["outcome"] == "success", d
+        assert l["tokens"]["prompt"] > 0 and 0 < l["tokens"]["generated"] <= 4, d
+        assert l["attempts"] == 1 and l["worker"] and l["model"], d
+        assert 0 <= l["queue_ms"] <= l["total_ms"] and l["ttft_ms"] >= 0, d
+    for i, s in expected.items():
+        if s != 200:
+            assert docs[i]["event"]["outcome"] == "failure", docs[i]
+
+    snapshots = search_all(elastic_url, RUNTIME)
+    assert len(snapshots) >= 2, snapshots
+    s = max((h["_source"] for h in snapshots), key=lambda d: d["@timestamp"])
+    assert s["service"]["name"] == "llmq-e2e"
+    assert s["llmq"]["slots"]["total"] == 1 and s["llmq"]["queue"]["depth"] >= 0, s
+    assert s["process"]["memory"]["rss_bytes"] > 0 and s["host"]["memory"]["used_bytes"] > 0, s
+    assert any("p95_ms" in h["_source"]["llmq"]["latency"] for h in snapshots), snapshots
+    assert any(h["_source"]["llmq"]["tokens_per_s"] > 0 for h in snapshots), snapshots
+
+
+def test_without_elastic_documents_go_to_the_spool(llmq_factory, tmp_path):
+    spool = tmp_path / "spool"
+    srv = llmq_factory.start(spool_dir=spool, snapshot_interval_ms=60000)
+    r = httpx.post(srv.req_url, json={"prompt": "Hi", "max_tokens": 2, "stream": False},
+                   timeout=60)
+    assert r.status_code == 200, r.text
+    ok_id = r.json()["id"]
+    r = httpx.post(srv.req_url, content=b"{", headers={"content-type": "application/json"},
+                   timeout=30)
+    assert r.status_code == 400, r.text
+    bad_id = r.headers["x-request-id"]
+    # Refused by the HTTP server itself (no version): a document without a route or known id.
+    assert raw_http(srv.port, b"GET /\r\n\r\n").status == 400
+    assert srv.stop() == 0, srv.stderr_text(50)
+
+    records = [json.loads(line) for f in sorted(spool.glob("*.ndjson"))
+               for line in f.read_text().splitlines() if line.strip()]
+    ids = collections.Counter(r["id"] for r in records if r["stream"] == REQUESTS)
+    by_id = {r["id"]: r["doc"] for r in records}
+    server_ids = [i for i in ids if i not in (ok_id, bad_id)]
+    assert len(server_ids) == 1 and "route" not in by_id[server_ids[0]]["llmq"], records
+    assert ids == {ok_id: 1, bad_id: 1, server_ids[0]: 1}, records
+    assert by_id[server_ids[0]]["http"]["response"]["status_code"] == 400
+    assert by_id[ok_id]["event"]["outcome"] == "success"
+    assert by_id[bad_id]["llmq"]["rejection_reason"] == "invalid"
