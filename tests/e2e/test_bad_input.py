@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from llmq_e2e import LlmqServer, build_request, model_name, raw_http
+from llmq_e2e import LlmqServer, model_name
+from raw_http import build_request, raw_http
 
 CTX = 2048  # the ctx-size of both servers here
 REQ = "/api/v1/req"

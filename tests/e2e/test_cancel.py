@@ -6,7 +6,9 @@ from __future__ import annotations
 import socket
 import time
 
-from llmq_e2e import LONG_PROMPT, OpenStream, build_request, stream_request
+from llmq_e2e import LONG_PROMPT
+from sse_client import OpenStream, stream_request
+from raw_http import build_request
 
 # With one slot, 2000 greedy tokens of counting take far longer than the few seconds the tests
 # allow for the next request to start (SmolLM2-135M does ~100 tokens/s at best on 2 cores).

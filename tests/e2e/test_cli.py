@@ -12,9 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from llmq_e2e import (
-    LONG_PROMPT, OpenStream, free_port, llmq_bin, model_path, port_is_listening, server_env,
-)
+from llmq_e2e import LONG_PROMPT, free_port, llmq_bin, model_path, port_is_listening, server_env
+from sse_client import OpenStream
 
 # Flag -> the spellings its default may take in the help (per src/cli/config.h, README.md).
 FLAG_DEFAULTS = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from llmq_e2e import OpenStream, json_request, stream_request
+from sse_client import OpenStream, json_request, stream_request
 
 TARGET = "Explain in two sentences why the sky is blue."
 OTHERS = [

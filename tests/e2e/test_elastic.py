@@ -18,7 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from llmq_e2e import LONG_PROMPT, REPO, OpenStream, free_port, raw_http
+from llmq_e2e import LONG_PROMPT, REPO, free_port
+from sse_client import OpenStream
+from raw_http import raw_http
 
 REQUESTS = "logs-llmq.requests-default"
 RUNTIME = "metrics-llmq.runtime-default"

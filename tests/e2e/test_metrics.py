@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import httpx
 
-from llmq_e2e import build_request, json_request, model_name, raw_http
+from llmq_e2e import model_name
+from sse_client import json_request
+from raw_http import build_request, raw_http
 from metrics_util import promtool_problems, scrape
 
 CONTRACT = {
@@ -115,7 +117,8 @@ def test_gauges_of_an_idle_server(server):
 
 
 def test_queue_full_is_counted(llmq_factory):
-    from llmq_e2e import LONG_PROMPT, OpenStream
+    from llmq_e2e import LONG_PROMPT
+    from sse_client import OpenStream
 
     s = llmq_factory.start("small-queue", slots=1, queue_max=1)
     running = OpenStream(s.base_url, {"prompt": LONG_PROMPT, "max_tokens": 2000, "temperature": 0})

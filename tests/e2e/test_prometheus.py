@@ -11,7 +11,8 @@ import time
 import httpx
 import pytest
 
-from llmq_e2e import LONG_PROMPT, free_port, json_request, model_name
+from llmq_e2e import LONG_PROMPT, free_port, model_name
+from sse_client import json_request
 from metrics_util import scrape
 
 PROMETHEUS = "/usr/bin/prometheus"

@@ -9,7 +9,8 @@ import time
 import httpx
 import pytest
 
-from llmq_e2e import LONG_PROMPT, OpenStream, run_concurrently, stream_request
+from llmq_e2e import LONG_PROMPT
+from sse_client import OpenStream, run_concurrently, stream_request
 
 PROMPTS = [
     "Write a short poem about the sea.",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from llmq_e2e import json_request, model_name, stream_request
+from llmq_e2e import model_name
+from sse_client import json_request, stream_request
 
 STORY = "Once upon a time, in a small village by the sea, there lived"
 
