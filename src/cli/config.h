@@ -10,7 +10,16 @@
 
 namespace llmq {
 
-struct ServeConfig {
+// Where Elasticsearch is and how to authenticate: shared by serve and the elastic commands.
+struct ElasticAccess {
+  std::string elastic_url;       // Elasticsearch base URL; empty: off (serve)
+  std::string elastic_api_key;   // "ApiKey" credential (secret)
+  std::string elastic_user;      // basic auth user, when no API key
+  std::string elastic_password;  // basic auth password (secret)
+  std::string elastic_ca_file;   // PEM bundle to verify Elasticsearch with
+};
+
+struct ServeConfig : ElasticAccess {
   std::string model;                         // GGUF path; default: the set-up's default model
   std::string host = "127.0.0.1";            // listen address
   std::int32_t port = 8080;                  // listen port (0: any free port)
@@ -20,11 +29,7 @@ struct ServeConfig {
   std::int32_t batch_size = 512;             // most tokens in one decode step
   std::int32_t queue_max = 64;               // waiting jobs before 429 queue_full
   std::int32_t ping_interval_ms = 1000;      // SSE ping period while waiting / idle
-  std::string elastic_url;                   // Elasticsearch base URL; empty: off
-  std::string elastic_api_key;               // "ApiKey" credential (secret)
-  std::string elastic_user;                  // basic auth user, when no API key
-  std::string elastic_password;              // basic auth password (secret)
-  std::string elastic_ca_file;               // PEM bundle to verify Elasticsearch with
+  bool elastic_setup = false;                // install the index templates before shipping
   std::string spool_dir;                     // request documents kept on disk; default below
   std::int32_t snapshot_interval_ms = 10000; // runtime snapshot period
   std::string service_name = "llmq";         // service.name of every document
@@ -34,7 +39,34 @@ struct ServeConfig {
   std::int32_t default_max_tokens = 256;     // max_tokens when a request gives none
   std::int32_t http_threads = 1;             // threads running the HTTP I/O loop
   std::string log_level = "info";            // trace, debug, info, warn, error
+  std::int32_t metrics_window_s = 60;        // span of llmq_request_duration_window_seconds
   std::string config_file;                   // the TOML file the values were read from, if any
+};
+
+// `llmq elastic setup`: installs the index templates of both data streams.
+struct ElasticSetupConfig : ElasticAccess {
+  std::string requests_retention = "30d";  // lifecycle retention of logs-llmq.requests-*
+  std::string runtime_retention = "7d";    // lifecycle retention of metrics-llmq.runtime-*
+  std::string config_file;
+};
+
+// `llmq elastic replay`: ships a spool directory's documents, then exits.
+struct ElasticReplayConfig : ElasticAccess {
+  std::string spool_dir;              // default: the one serve uses
+  std::int64_t timeout_ms = 300000;   // give up (documents stay spooled) after this long
+  bool elastic_setup = false;         // install the index templates first
+  std::string config_file;
+};
+
+// `llmq kibana setup`: imports the data views and the dashboard into Kibana.
+struct KibanaSetupConfig {
+  std::string kibana_url = "http://127.0.0.1:5601";
+  std::string kibana_api_key;   // "ApiKey" credential (secret)
+  std::string kibana_user;      // basic auth user, when no API key
+  std::string kibana_password;  // basic auth password (secret)
+  std::string kibana_ca_file;   // PEM bundle to verify Kibana with
+  std::string space;            // Kibana space id; empty: the default space
+  std::string config_file;
 };
 
 // What the command line asks for: run a subcommand with its config, or exit now with a code
@@ -42,7 +74,8 @@ struct ServeConfig {
 struct ExitNow {
   int code;  // 0 after --help, 2 after a usage error
 };
-using CommandLine = std::variant<ServeConfig, ExitNow>;
+using CommandLine =
+    std::variant<ServeConfig, ElasticSetupConfig, ElasticReplayConfig, KibanaSetupConfig, ExitNow>;
 
 // Looks up an environment variable; nullopt when unset. Injected so tests need no real env.
 using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
@@ -53,6 +86,9 @@ CommandLine parse_command_line(int argc, const char* const* argv, const EnvLooku
 
 // The effective configuration as one log line, secrets masked.
 std::string describe(const ServeConfig& config);
+std::string describe(const ElasticSetupConfig& config);
+std::string describe(const ElasticReplayConfig& config);
+std::string describe(const KibanaSetupConfig& config);
 
 // Where the set-up puts the default model:
 // $LLMQ_MODELS_DIR, else ${XDG_CACHE_HOME:-$HOME/.cache}/llmq/models, + the file name.

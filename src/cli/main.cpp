@@ -2,9 +2,24 @@
 
 #include "cli/config.h"
 #include "cli/serve.h"
+#include "cli/stack_commands.h"
+
+namespace {
+
+template <class... F>
+struct Overloaded : F... {
+  using F::operator()...;
+};
+
+}  // namespace
 
 int main(int argc, char** argv) {
   const llmq::CommandLine command = llmq::parse_command_line(argc, argv, llmq::process_env());
-  if (const auto* exit_now = std::get_if<llmq::ExitNow>(&command)) return exit_now->code;
-  return llmq::run_serve(std::get<llmq::ServeConfig>(command));
+  return std::visit(
+      Overloaded{[](const llmq::ExitNow& exit_now) { return exit_now.code; },
+                 [](const llmq::ServeConfig& config) { return llmq::run_serve(config); },
+                 [](const llmq::ElasticSetupConfig& config) { return llmq::run_elastic_setup(config); },
+                 [](const llmq::ElasticReplayConfig& config) { return llmq::run_elastic_replay(config); },
+                 [](const llmq::KibanaSetupConfig& config) { return llmq::run_kibana_setup(config); }},
+      command);
 }

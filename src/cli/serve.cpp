@@ -16,6 +16,7 @@
 #include "engine/scheduler.h"
 #include "http/server.h"
 #include "queue/in_process_queue.h"
+#include "cli/stack_commands.h"
 #include "telemetry/elastic_sink.h"
 #include "telemetry/request_document.h"
 #include "telemetry/runtime_reporter.h"
@@ -55,19 +56,10 @@ std::string worker_id() { return host_name() + "/" + std::to_string(getpid()); }
 // Where the documents go: Elasticsearch when a URL is set, else only the spool, kept for a later
 // run with a URL to replay. Throws when the spool directory cannot be used.
 std::unique_ptr<telemetry::EventSink> make_document_sink(const ServeConfig& config) {
-  const telemetry::SpoolOptions spool{.dir = config.spool_dir};
-  if (config.elastic_url.empty()) return std::make_unique<telemetry::SpoolSink>(spool);
-  telemetry::ElasticSinkOptions options;
-  options.elastic.url = config.elastic_url;
-  options.elastic.api_key = config.elastic_api_key;
-  options.elastic.username = config.elastic_user;
-  options.elastic.password = config.elastic_password;
-  options.elastic.ca_file = config.elastic_ca_file;
-  options.spool = spool;
-  std::filesystem::path dir(config.spool_dir);
-  if (!dir.has_filename()) dir = dir.parent_path();  // "…/spool/": the same directory
-  options.dead_letter_path = dir.parent_path() / "dead-letter.ndjson";
-  return std::make_unique<telemetry::ElasticSink>(std::move(options));
+  if (config.elastic_url.empty())
+    return std::make_unique<telemetry::SpoolSink>(telemetry::SpoolOptions{.dir = config.spool_dir});
+  return std::make_unique<telemetry::ElasticSink>(
+      elastic_sink_options(config, config.spool_dir, config.elastic_setup));
 }
 
 // The model and its worker, loaded off the I/O threads so /healthz and /readyz answer meanwhile.
@@ -176,7 +168,8 @@ int run_serve(const ServeConfig& config) {
   asio::io_context io(config.http_threads);
   InProcessQueue queue(config.queue_max);
   ServiceState state(queue);
-  telemetry::ServiceMetrics metrics;
+  telemetry::ServiceMetrics metrics(
+      telemetry::ServiceMetricsOptions{.window = std::chrono::seconds(config.metrics_window_s)});
   metrics.watch_queue([&queue] { return static_cast<double>(queue.depth()); });
   ApiHandler handler(state, ApiOptions{std::chrono::milliseconds(config.ping_interval_ms),
                                        config.timeout_ms, ParseLimits{config.default_max_tokens},

@@ -88,6 +88,14 @@ ElasticClient::ElasticClient(ElasticConfig config) : config_(std::move(config)) 
   curl_ = curl_easy_init();
 }
 
+std::string ElasticClient::base_url() const {
+  const std::size_t scheme = config_.url.find("://");
+  const std::size_t start = scheme == std::string::npos ? 0 : scheme + 3;
+  const std::size_t at = config_.url.rfind('@');
+  if (at == std::string::npos || at < start) return config_.url;
+  return config_.url.substr(0, start) + "***" + config_.url.substr(at);
+}
+
 ElasticClient::~ElasticClient() { curl_easy_cleanup(static_cast<CURL*>(curl_)); }
 
 HttpResponse ElasticClient::request(const std::string& method, const std::string& path,
@@ -98,6 +106,7 @@ HttpResponse ElasticClient::request(const std::string& method, const std::string
   const std::string url = config_.url + path;
   curl_slist* headers = nullptr;
   headers = curl_slist_append(headers, ("Content-Type: " + content_type).c_str());
+  for (const std::string& header : config_.headers) headers = curl_slist_append(headers, header.c_str());
   if (!config_.api_key.empty()) {
     headers = curl_slist_append(headers, ("Authorization: ApiKey " + config_.api_key).c_str());
   } else if (!config_.username.empty()) {

@@ -1,5 +1,6 @@
 // A small Elasticsearch client over libcurl: `_bulk` with `create` actions, and plain requests
-// for tests and health checks.
+// for the set-up, tests and health checks. Kibana takes the same credentials, so the Kibana
+// import talks through it too (with its `kbn-xsrf` header).
 //
 // Every document is sent as {"create":{"_index":<stream>,"_id":<id>}}: a second send of the
 // same id is answered 409 version_conflict_engine_exception, which means "already stored" and
@@ -27,6 +28,7 @@ struct ElasticConfig {
   std::chrono::milliseconds connect_timeout{2000};
   std::chrono::milliseconds request_timeout{15000};
   std::string refresh;   // `refresh` parameter of _bulk ("", "true", "wait_for"); tests only
+  std::vector<std::string> headers;  // more request headers ("kbn-xsrf: true" for Kibana)
 };
 
 enum class ItemOutcome {
@@ -57,6 +59,9 @@ class ElasticClient {
   // One result per record, in the same order. Never throws for what Elasticsearch or the
   // network does.
   std::vector<ItemResult> bulk(const std::vector<SpoolRecord>& records);
+
+  // The base URL, credentials masked, for messages.
+  std::string base_url() const;
 
   // A plain request: path is appended to the base URL ("/_cluster/health").
   HttpResponse request(const std::string& method, const std::string& path,

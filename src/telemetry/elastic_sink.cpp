@@ -120,6 +120,10 @@ void ElasticSink::run() {
 // One round: the spool first (older documents), else one batch from the queue. False when
 // Elasticsearch could not take it: the caller backs off.
 bool ElasticSink::step() {
+  if (!prepared_) {
+    if (options_.prepare && !options_.prepare(client_)) return false;
+    prepared_ = true;
+  }
   if (spool_.documents() > 0) {
     spill_queue();
     return replay_spool();

@@ -24,6 +24,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <filesystem>
 #include <mutex>
 #include <random>
@@ -47,6 +48,10 @@ struct ElasticSinkOptions {
   std::chrono::milliseconds batch_interval{1000};
   std::chrono::milliseconds backoff_initial{250};
   std::chrono::milliseconds backoff_max{30000};
+  // Runs on the worker before the first document is shipped, and again after a failure until it
+  // succeeds (serve --elastic-setup installs the index templates here, so no document can create
+  // a data stream without them). False: back off as after a failed batch; documents wait.
+  std::function<bool(ElasticClient&)> prepare;
 };
 
 struct ElasticSinkStats {
@@ -103,6 +108,7 @@ class ElasticSink final : public EventSink {
   bool closed_ = false;
   Clock::time_point retry_at_{};     // backing off until then
   int attempt_ = 0;                  // consecutive failures (worker only)
+  bool prepared_ = false;            // options_.prepare succeeded (worker only)
   std::mt19937_64 rng_{std::random_device{}()};  // worker only
 
   std::atomic<std::uint64_t> stored_{0}, dead_lettered_{0}, spooled_{0}, failed_batches_{0}, lost_{0};

@@ -4,6 +4,8 @@ target_sources(llmq_core PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/dead_letter.cpp
   ${CMAKE_CURRENT_LIST_DIR}/elastic_client.cpp
   ${CMAKE_CURRENT_LIST_DIR}/elastic_sink.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/index_templates.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/kibana_import.cpp
   ${CMAKE_CURRENT_LIST_DIR}/request_document.cpp
   ${CMAKE_CURRENT_LIST_DIR}/runtime_reporter.cpp
   ${CMAKE_CURRENT_LIST_DIR}/spool.cpp

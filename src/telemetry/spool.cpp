@@ -1,6 +1,10 @@
 #include "telemetry/spool.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -64,12 +68,33 @@ void write_all(int fd, const std::string& data) {
 Spool::Spool(SpoolOptions options) : options_(std::move(options)) {
   options_.segment_bytes = std::max<std::uint64_t>(1, std::min(options_.segment_bytes, options_.max_bytes));
   std::filesystem::create_directories(options_.dir);
+  lock_directory();
   scan_existing();
 }
 
 Spool::~Spool() {
-  std::lock_guard lock(mutex_);
-  seal_locked();
+  {
+    std::lock_guard lock(mutex_);
+    seal_locked();
+  }
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
+}
+
+// Two processes on one spool would replay and delete each other's segments: the second is
+// refused. flock is released by the kernel when the process dies, so a crash leaves no stale lock.
+void Spool::lock_directory() {
+  const std::filesystem::path path = options_.dir / ".lock";
+  lock_fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd_ < 0) throw std::system_error(errno, std::generic_category(), "spool lock " + path.string());
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int error = errno;
+    ::close(lock_fd_);
+    lock_fd_ = -1;
+    if (error == EWOULDBLOCK)
+      throw std::runtime_error("spool directory " + options_.dir.string() +
+                               " is in use by another llmq process");
+    throw std::system_error(error, std::generic_category(), "spool lock " + path.string());
+  }
 }
 
 std::filesystem::path Spool::path_of(std::uint64_t seq) const {

@@ -68,6 +68,7 @@ class Spool {
   std::size_t segment_count() const;         // files, open segment included
 
  private:
+  void lock_directory();
   struct Segment {
     std::uint64_t bytes = 0;
     std::uint64_t records = 0;
@@ -87,6 +88,7 @@ class Spool {
   std::optional<std::uint64_t> open_seq_;      // the segment being appended to, if any
   std::uint64_t next_seq_ = 1;
   int open_fd_ = -1;
+  int lock_fd_ = -1;  // holds flock(LOCK_EX) on <dir>/.lock while this Spool lives
   std::uint64_t dropped_ = 0;
   std::uint64_t skipped_ = 0;  // counted when existing segments are scanned at open
 };

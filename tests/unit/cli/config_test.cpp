@@ -327,15 +327,15 @@ TEST(Config, HelpPrintsToStdoutAndExitsZero) {
   const std::string help = testing::internal::GetCapturedStdout();
   ASSERT_TRUE(std::holds_alternative<ExitNow>(sub));
   EXPECT_EQ(std::get<ExitNow>(sub).code, 0);
-  for (const char* text : {"--model", "--ctx-size", "--http-threads", "--config", "[default: 4096]",
-                           "LLMQ_CTX_SIZE"})
+  for (const char* text : {"--model", "--ctx-size", "--http-threads", "--config FILE", "[default: 4096]",
+                           "LLMQ_MODEL"})
     EXPECT_NE(help.find(text), std::string::npos) << text;
   EXPECT_NE(help.find("[default: " + kHomeModel + "]"), std::string::npos);
 }
 
 TEST(Config, CommandLineErrors) {
   EXPECT_EQ(usage_error({}),
-            "llmq: missing subcommand (expected a subcommand: serve; see 'llmq --help')\n");
+            "llmq: missing subcommand (expected a subcommand: serve, elastic, kibana; see 'llmq --help')\n");
   EXPECT_NE(usage_error({"srve"}).find("unknown subcommand 'srve'"), std::string::npos);
   EXPECT_NE(usage_error({"serve", "--bogus"}).find("--bogus"), std::string::npos);
   EXPECT_NE(usage_error({"--bogus"}).find("--bogus"), std::string::npos);

@@ -17,6 +17,18 @@ std::uint64_t spooled_on_disk(const std::filesystem::path& dir) {
   return reopened.documents();
 }
 
+TEST(Spool, OneProcessPerDirectory) {
+  TempDir dir;
+  Spool first({dir.path()});
+  EXPECT_THROW(Spool second({dir.path()}), std::runtime_error);
+}
+
+TEST(Spool, TheDirectoryIsFreeAgainOnceItsSpoolIsGone) {
+  TempDir dir;
+  { Spool first({dir.path()}); }
+  EXPECT_NO_THROW(Spool second({dir.path()}));
+}
+
 TEST(SpoolSink, KeepsEveryDocumentOnDisk) {
   TempDir dir;
   {
@@ -61,13 +73,15 @@ TEST(ElasticSink, UnreachableNodeSpoolsEverythingAndLosesNothing) {
 
 TEST(ElasticSink, SubmitNeverWaitsOnTheNetwork) {
   TempDir dir;
-  ElasticSink sink(unreachable(dir));
-  const auto start = EventSink::Clock::now();
-  for (int i = 0; i < 500; ++i) sink.submit("s", "req_" + std::to_string(i), {{"n", i}});
-  EXPECT_LT(EventSink::Clock::now() - start, 1000ms);
-  sink.close();
-  EXPECT_EQ(sink.stats().lost, 0u);
-  EXPECT_EQ(sink.stats().dead_lettered, 0u);
+  {
+    ElasticSink sink(unreachable(dir));
+    const auto start = EventSink::Clock::now();
+    for (int i = 0; i < 500; ++i) sink.submit("s", "req_" + std::to_string(i), {{"n", i}});
+    EXPECT_LT(EventSink::Clock::now() - start, 1000ms);
+    sink.close();
+    EXPECT_EQ(sink.stats().lost, 0u);
+    EXPECT_EQ(sink.stats().dead_lettered, 0u);
+  }  // the sink's spool lock is released here
   EXPECT_EQ(spooled_on_disk(dir.path() / "spool"), 500u);
 }
 
