@@ -293,7 +293,7 @@ void ApiHandler::record_request(telemetry::RequestRecord& record, Clock::time_po
   record.success = record.rejection_reason.empty() && !record.finish_reason.empty() &&
                    record.finish_reason != "cancelled";
   try {
-    options_.documents->submit(telemetry::kRequestsStream, record.request_id,
+    options_.documents->submit(telemetry::requests_stream(options_.origin), record.request_id,
                                telemetry::request_document(record, options_.origin));
   } catch (const std::exception& e) {  // the answer is out already; a lost document is logged
     spdlog::error("request {}: document not kept: {}", record.request_id, e.what());

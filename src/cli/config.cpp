@@ -73,6 +73,9 @@ constexpr auto kServeOptions = join(
              {.name = "elastic-setup",
               .help = "install the index templates (as `llmq elastic setup`) before shipping",
               .field = &Serve::elastic_setup},
+             {.name = "elastic-namespace",
+              .help = "namespace of the data streams (logs-llmq.requests-<namespace>, ...)",
+              .field = &Serve::elastic_namespace},
              {.name = "spool-dir",
               .help = "where documents wait for Elasticsearch (or a later replay)",
               .field = &Serve::spool_dir},
@@ -185,6 +188,18 @@ void check_retention(std::string_view flag, const std::string& value) {
                      value + "\")");
 }
 
+// Elasticsearch's rules for the namespace part of a data stream name, kept simple: lower-case
+// letters, digits and '_', at most 100 bytes (no '-': it separates the name's parts).
+void check_namespace(const std::string& value) {
+  const bool ok = !value.empty() && value.size() <= 100 && value.front() != '_' &&
+                  std::ranges::all_of(value, [](char c) {
+                    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+                  });
+  if (!ok)
+    throw UsageError("--elastic-namespace must be 1-100 lower-case letters, digits or '_', not "
+                     "starting with '_' (got \"" + value + "\")");
+}
+
 }  // namespace
 
 toml::table parse_toml_file(const std::string& path) {
@@ -257,7 +272,11 @@ CommandLine parse_command_line(int argc, const char* const* argv, const EnvLooku
   try {
     app.parse(argc, argv);
     check_top_level(app);
-    if (serve.selected()) return serve.resolve(env);
+    if (serve.selected()) {
+      ServeConfig config = serve.resolve(env);
+      check_namespace(config.elastic_namespace);
+      return config;
+    }
     if (elastic_setup.selected()) {
       ElasticSetupConfig config = elastic_setup.resolve(env);
       if (config.elastic_url.empty()) throw UsageError("--elastic-url is required");

@@ -30,6 +30,7 @@ struct ServeConfig : ElasticAccess {
   std::int32_t queue_max = 64;               // waiting jobs before 429 queue_full
   std::int32_t ping_interval_ms = 1000;      // SSE ping period while waiting / idle
   bool elastic_setup = false;                // install the index templates before shipping
+  std::string elastic_namespace = "default";  // data streams logs-llmq.requests-<namespace>, …
   std::string spool_dir;                     // request documents kept on disk; default below
   std::int32_t snapshot_interval_ms = 10000; // runtime snapshot period
   std::string service_name = "llmq";         // service.name of every document

@@ -137,7 +137,7 @@ void record_server_refusal(telemetry::ServiceMetrics& metrics, telemetry::EventS
   record.status = status;
   record.rejection_reason = server_refusal_reason(status);
   try {
-    documents.submit(telemetry::kRequestsStream, record.request_id,
+    documents.submit(telemetry::requests_stream(origin), record.request_id,
                      telemetry::request_document(record, origin));
   } catch (const std::exception& e) {  // never let the document break the server's refusal
     spdlog::error("request {}: document not kept: {}", record.request_id, e.what());
@@ -163,7 +163,7 @@ int run_serve(const ServeConfig& config) {
                  e.what());
     return 1;
   }
-  const telemetry::DocumentOrigin origin{config.service_name, host_name()};
+  const telemetry::DocumentOrigin origin{config.service_name, host_name(), config.elastic_namespace};
 
   asio::io_context io(config.http_threads);
   InProcessQueue queue(config.queue_max);

@@ -14,14 +14,21 @@
 
 namespace llmq::telemetry {
 
-inline constexpr const char* kRequestsStream = "logs-llmq.requests-default";
-inline constexpr const char* kRuntimeStream = "metrics-llmq.runtime-default";
 
 // Where a document comes from; the same for every document of a process.
 struct DocumentOrigin {
-  std::string service;  // service.name
-  std::string host;     // host.name
+  std::string service;                   // service.name
+  std::string host;                      // host.name
+  std::string stream_namespace = "default";  // the data streams' namespace (type-dataset-namespace)
 };
+
+// logs-llmq.requests-<namespace> and metrics-llmq.runtime-<namespace>.
+inline std::string requests_stream(const DocumentOrigin& origin) {
+  return "logs-llmq.requests-" + origin.stream_namespace;
+}
+inline std::string runtime_stream(const DocumentOrigin& origin) {
+  return "metrics-llmq.runtime-" + origin.stream_namespace;
+}
 
 // How one request ended, as the API handler saw it.
 struct RequestRecord {

@@ -76,7 +76,7 @@ void RuntimeReporter::run(std::stop_token stop) {
     if (stop.stop_requested()) return;
     try {
       const RuntimeSnapshot s = sample();
-      sink_.submit(kRuntimeStream, runtime_document_id(s, origin_), runtime_document(s, origin_));
+      sink_.submit(runtime_stream(origin_), runtime_document_id(s, origin_), runtime_document(s, origin_));
     } catch (const std::exception& e) {  // a failed reading skips one snapshot, no more
       spdlog::warn("runtime snapshot: {}", e.what());
     }

@@ -125,6 +125,16 @@ TEST(Switches, FlagAloneEnvironmentAndFile) {
   EXPECT_NE(refused({"serve", "--config", wrong}).find("must be a boolean"), std::string::npos);
 }
 
+TEST(ServeCommand, ElasticNamespace) {
+  EXPECT_EQ(parsed<ServeConfig>({"serve"}).elastic_namespace, "default");
+  EXPECT_EQ(parsed<ServeConfig>({"serve", "--elastic-namespace", "prod_eu1"}).elastic_namespace,
+            "prod_eu1");
+  for (const char* bad : {"", "Prod", "a-b", "_x", "a b", "a*"})
+    EXPECT_NE(refused({"serve", "--elastic-namespace", bad}).find("--elastic-namespace must be"),
+              std::string::npos)
+        << bad;
+}
+
 TEST(Switches, MetricsWindow) {
   EXPECT_EQ(parsed<ServeConfig>({"serve"}).metrics_window_s, 60);
   EXPECT_EQ(parsed<ServeConfig>({"serve", "--metrics-window", "300"}).metrics_window_s, 300);
