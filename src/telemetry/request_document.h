@@ -53,11 +53,11 @@ nlohmann::json request_document(const RequestRecord& record, const DocumentOrigi
 // One runtime reading; a value that could not be read is left out of the document.
 struct RuntimeSnapshot {
   std::chrono::system_clock::time_point at;
-  double queue_depth = 0, slots_busy = 0, slots_total = 0;
+  std::int64_t queue_depth = 0, slots_busy = 0, slots_total = 0;  // counts: integers in the documents
   std::optional<double> p50_ms, p95_ms, p99_ms;
   double tokens_per_s = 0;
   std::optional<double> process_cpu_pct, host_cpu_pct;
-  std::optional<double> process_rss_bytes, host_memory_used_bytes;
+  std::optional<std::int64_t> process_rss_bytes, host_memory_used_bytes;
 };
 
 nlohmann::json runtime_document(const RuntimeSnapshot& snapshot, const DocumentOrigin& origin);

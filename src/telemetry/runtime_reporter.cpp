@@ -1,5 +1,7 @@
 #include "telemetry/runtime_reporter.h"
 
+#include <cmath>
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -44,9 +46,9 @@ RuntimeSnapshot RuntimeReporter::sample() {
 
   RuntimeSnapshot s;
   s.at = std::chrono::system_clock::now();
-  s.queue_depth = sources_.queue_depth();
-  s.slots_busy = sources_.slots_busy();
-  s.slots_total = sources_.slots_total();
+  s.queue_depth = std::llround(sources_.queue_depth());
+  s.slots_busy = std::llround(sources_.slots_busy());
+  s.slots_total = std::llround(sources_.slots_total());
   if (totals.window_count > 0 && totals.latency_s.size() == 3) {
     s.p50_ms = totals.latency_s[0] * 1000;
     s.p95_ms = totals.latency_s[1] * 1000;
@@ -59,8 +61,8 @@ RuntimeSnapshot RuntimeReporter::sample() {
   const auto busy = rate(prev_proc_.host_busy_jiffies, proc.host_busy_jiffies, 1);
   const auto total = rate(prev_proc_.host_total_jiffies, proc.host_total_jiffies, 1);
   if (busy && total && *total > 0) s.host_cpu_pct = *busy / *total;
-  s.process_rss_bytes = proc.rss_bytes;
-  s.host_memory_used_bytes = proc.host_memory_used_bytes;
+  if (proc.rss_bytes) s.process_rss_bytes = std::llround(*proc.rss_bytes);
+  if (proc.host_memory_used_bytes) s.host_memory_used_bytes = std::llround(*proc.host_memory_used_bytes);
 
   prev_at_ = now;
   prev_tokens_ = totals.generated_tokens;

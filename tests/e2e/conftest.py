@@ -3,6 +3,9 @@
 - `server`: one session-wide llmq (slots 2, ctx-size 2048, queue-max 16, ping-interval-ms 200,
   threads 2) for the tests that need no special flags. Tests using it must leave it idle.
 - `llmq_factory`: starts servers with given flags for one test, stops them after it.
+- `elastic`: one session-wide Elasticsearch node (started on first use, ~20 s), with llmq's
+  index templates installed by `llmq elastic setup`. Tests isolate their documents with
+  `--elastic-namespace` (elastic_node.new_namespace()).
 
 A missing binary or model fails every test with the reason (it never skips). When a test fails,
 the stderr of each server it used is attached to its report.
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import pytest
 
+from elastic_node import ElasticNode, elastic_setup
 from llmq_e2e import LlmqServer, missing_prerequisites
 
 
@@ -35,6 +39,18 @@ def server(tmp_path_factory, _prerequisites):
         yield s
     finally:
         s.stop()
+
+
+@pytest.fixture(scope="session")
+def elastic(_prerequisites):
+    node = ElasticNode()
+    try:
+        node.start()
+        r = elastic_setup(node.url)
+        assert r.returncode == 0, f"llmq elastic setup failed: {r.stderr}"
+        yield node
+    finally:
+        node.remove()
 
 
 class ServerFactory:

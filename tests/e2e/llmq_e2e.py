@@ -97,12 +97,14 @@ def port_is_listening(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def flags_to_args(flags: dict[str, Any]) -> list[str]:
-    """{"ctx_size": 2048} -> ["--ctx-size", "2048"]."""
+    """{"ctx_size": 2048} -> ["--ctx-size", "2048"]; a switch {"elastic_setup": True} ->
+    ["--elastic-setup"] (False and None leave the flag out)."""
     args = []
     for name, value in flags.items():
-        if value is None:
+        if value is None or value is False:
             continue
-        args += ["--" + name.replace("_", "-"), str(value)]
+        flag = "--" + name.replace("_", "-")
+        args += [flag] if value is True else [flag, str(value)]
     return args
 
 

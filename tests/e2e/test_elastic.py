@@ -1,56 +1,24 @@
 """Request documents and runtime snapshots: shipped to a real Elasticsearch node, exactly one
 document per request (refusals included), and kept in the spool when no node is configured.
 
-The node comes from scripts/elasticsearch.sh (one per module, ~10-25 s to start). Its plain
-indices stand in for the data streams (the test distribution has no data-streams module).
+The node is the session's (conftest `elastic`), with llmq's index templates installed, so the
+documents land in real data streams.
 """
 
 from __future__ import annotations
 
 import collections
 import json
-import shutil
-import subprocess
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
-import pytest
 
-from llmq_e2e import LONG_PROMPT, REPO, free_port
+from elastic_node import new_namespace, requests_stream, runtime_stream
+from llmq_e2e import LONG_PROMPT
 from sse_client import OpenStream
 from raw_http import raw_http
 
-REQUESTS = "logs-llmq.requests-default"
-RUNTIME = "metrics-llmq.runtime-default"
-ES_SCRIPT = REPO / "scripts" / "elasticsearch.sh"
-
-
-@pytest.fixture(scope="module")
-def elastic_url():
-    port = free_port()
-    # Under /var/tmp: as root the node runs as `nobody`, who cannot enter pytest's tmp dirs.
-    data = Path(tempfile.mkdtemp(prefix="llmq-e2e-es-", dir="/var/tmp"))
-    args = ["--port", str(port), "--data", str(data)]
-    try:
-        r = subprocess.run([str(ES_SCRIPT), "start", *args], capture_output=True, text=True,
-                           timeout=240)
-        if r.returncode != 0:
-            pytest.fail(f"elasticsearch.sh start failed ({r.returncode}):\n{r.stderr[-3000:]}",
-                        pytrace=False)
-        yield r.stdout.split()[0]
-    finally:
-        subprocess.run([str(ES_SCRIPT), "stop", *args], capture_output=True, timeout=120)
-        shutil.rmtree(data, ignore_errors=True)
-
-
-def search_all(url: str, index: str) -> list[dict]:
-    httpx.post(f"{url}/{index}/_refresh", timeout=30).raise_for_status()
-    r = httpx.post(f"{url}/{index}/_search", json={"size": 10000, "query": {"match_all": {}}},
-                   timeout=30)
-    r.raise_for_status()
-    return r.json()["hits"]["hits"]
+REQUESTS = "logs-llmq.requests-default"  # the spool keeps the stream name of serve's default
 
 
 def send_mix(srv) -> dict[str, int]:
@@ -84,15 +52,16 @@ def send_mix(srv) -> dict[str, int]:
     return expected
 
 
-def test_documents_reach_elasticsearch_once_each(llmq_factory, elastic_url, tmp_path):
-    srv = llmq_factory.start(slots=1, queue_max=1, ctx_size=1024, elastic_url=elastic_url,
-                             spool_dir=tmp_path / "spool", snapshot_interval_ms=300,
-                             service_name="llmq-e2e")
+def test_documents_reach_elasticsearch_once_each(llmq_factory, elastic, tmp_path):
+    ns = new_namespace()
+    srv = llmq_factory.start(slots=1, queue_max=1, ctx_size=1024, elastic_url=elastic.url,
+                             elastic_namespace=ns, spool_dir=tmp_path / "spool",
+                             snapshot_interval_ms=300, service_name="llmq-e2e")
     expected = send_mix(srv)
     time.sleep(1.0)  # a few snapshots while idle, too
     assert srv.stop() == 0, srv.stderr_text(50)  # shutdown flushes what is still queued
 
-    hits = search_all(elastic_url, REQUESTS)
+    hits = elastic.search_all(requests_stream(ns))
     per_id = collections.Counter(h["_id"] for h in hits)
     assert {i: per_id[i] for i in expected} == {i: 1 for i in expected}, per_id
     assert set(per_id) == set(expected), f"unexpected documents: {set(per_id) - set(expected)}"
@@ -120,7 +89,7 @@ def test_documents_reach_elasticsearch_once_each(llmq_factory, elastic_url, tmp_
         if s != 200:
             assert docs[i]["event"]["outcome"] == "failure", docs[i]
 
-    snapshots = search_all(elastic_url, RUNTIME)
+    snapshots = elastic.search_all(runtime_stream(ns))
     assert len(snapshots) >= 2, snapshots
     s = max((h["_source"] for h in snapshots), key=lambda d: d["@timestamp"])
     assert s["service"]["name"] == "llmq-e2e"
