@@ -58,13 +58,10 @@ RUN groupadd --system --gid 10001 llmq \
 
 COPY --from=build /src/build/release/llmq /usr/local/bin/llmq
 COPY --from=build /opt/llmq-cache/models/SmolLM2-135M-Instruct.Q4_1.gguf /opt/llmq/models/SmolLM2-135M-Instruct.Q4_1.gguf
-# The Kibana saved objects, for `llmq kibana setup` (the compose file's setup service).
-COPY kibana/llmq-saved-objects.ndjson /opt/llmq/kibana/llmq-saved-objects.ndjson
 
 # LLMQ_<FLAG> variables set llmq serve's flags; a flag on the command line beats them.
 ENV LLMQ_MODEL=/opt/llmq/models/SmolLM2-135M-Instruct.Q4_1.gguf \
-    LLMQ_PORT=8080 \
-    LLMQ_KIBANA_SAVED_OBJECTS=/opt/llmq/kibana/llmq-saved-objects.ndjson
+    LLMQ_PORT=8080
 
 USER llmq:llmq
 WORKDIR /home/llmq

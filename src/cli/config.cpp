@@ -200,6 +200,16 @@ void check_namespace(const std::string& value) {
                      "starting with '_' (got \"" + value + "\")");
 }
 
+// Kibana space ids: lower-case letters, digits, '_' and '-' (it goes into the URL path).
+void check_space(const std::string& value) {
+  const bool ok = value.size() <= 100 && std::ranges::all_of(value, [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+  });
+  if (!ok)
+    throw UsageError("--space must be a Kibana space id: lower-case letters, digits, '_' or '-' "
+                     "(got \"" + value + "\")");
+}
+
 }  // namespace
 
 toml::table parse_toml_file(const std::string& path) {
@@ -292,6 +302,7 @@ CommandLine parse_command_line(int argc, const char* const* argv, const EnvLooku
     if (kibana_setup.selected()) {
       KibanaSetupConfig config = kibana_setup.resolve(env);
       if (config.kibana_url.empty()) throw UsageError("--kibana-url is required");
+      check_space(config.space);
       return config;
     }
     throw UsageError("no subcommand handled");  // unreachable while check_top_level is complete

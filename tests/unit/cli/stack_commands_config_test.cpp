@@ -107,6 +107,10 @@ TEST(KibanaSetupCommand, ParsesUrlSpaceAndMasksSecrets) {
   EXPECT_EQ(line.find("c2VjcmV0"), std::string::npos) << line;
   EXPECT_NE(line.find("space=ops"), std::string::npos) << line;
   EXPECT_EQ(parsed<KibanaSetupConfig>({"kibana", "setup"}).kibana_url, "http://127.0.0.1:5601");
+  for (const char* bad : {"a b", "a?x", "Ops", "a/b"})
+    EXPECT_NE(refused({"kibana", "setup", "--space", bad}).find("--space must be a Kibana space id"),
+              std::string::npos)
+        << bad;
 }
 
 TEST(Switches, FlagAloneEnvironmentAndFile) {

@@ -1,0 +1,444 @@
+"""llmq's Kibana dashboard without a Kibana (none runs on this machine): what can be tested.
+
+1. Every field a Lens panel reads exists in the index template behind its data view, with a type
+   the operation works on (static; test_deploy_files checks the NDJSON's shape, references and a
+   hand-kept field list).
+2. Every panel's aggregation, issued as the Elasticsearch query Lens would send, against the
+   suite's real node holding documents a real `llmq serve` wrote, is accepted and returns data.
+   The panels are read from the NDJSON, so a new panel is covered without touching this file.
+3. `llmq kibana setup` against a stand-in Kibana (a small HTTP server in this process that
+   records what it receives and answers like Kibana's status and saved-objects import APIs):
+   the upload, space, auth, and the errors a user gets.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from dataclasses import dataclass
+from email import policy
+from email.parser import BytesParser
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+import kibana_panels as kp
+from elastic_node import new_namespace, requests_stream, run_llmq
+from llmq_e2e import LlmqServer, free_port
+from test_elastic import send_mix
+
+OBJECTS = kp.load_objects()
+TEMPLATES = kp.load_templates()
+LENS = kp.lens_objects(OBJECTS)
+LENS_IDS = [o["id"] for o in LENS]
+
+# Filtered counts nothing in the test's traffic produces yet: llmq does not retry a request
+# (every document has llmq.attempts 1), so "Retried (attempts > 1)" is 0 in every bucket. Such a
+# column may be all zeros; any other filtered count must count something, so that a filter that
+# can never match (a wrong field or value) is noticed.
+NOT_PRODUCED_YET = {"llmq.attempts > 1"}
+
+
+def time_range_of(vis: dict) -> tuple[str, str]:
+    """The time range of the dashboard that shows `vis` (what Kibana queries with)."""
+    for d in (o for o in OBJECTS if o["type"] == "dashboard"):
+        if any(r["type"] == "lens" and r["id"] == vis["id"] for r in d["references"]):
+            a = d["attributes"]
+            return a["timeFrom"], a["timeTo"]
+    return "now-15m", "now"  # Kibana's default
+
+
+# ---- 1. fields vs the index templates ---------------------------------------------------------
+
+def test_panel_fields_exist_in_the_template_with_a_fitting_type():
+    assert LENS, "no Lens objects in the NDJSON"
+    problems = []
+    for vis in LENS:
+        for layer in kp.layers_of(vis, OBJECTS):
+            title = f"{layer.title!r} ({layer.pattern})"
+            mapping = kp.flatten_mapping(
+                kp.template_for(layer.pattern, TEMPLATES)["template"]["mappings"]["properties"])
+            uses: list[tuple[str, frozenset[str] | None, str]] = []  # field, types, why
+            for col_id, col in layer.columns.items():
+                op = col["operationType"]
+                assert op in kp.OPERATION_TYPES, f"{title}: column {col_id}: unknown operation {op!r}"
+                if col.get("sourceField") and col["sourceField"] != kp.RECORDS:
+                    uses.append((col["sourceField"], kp.OPERATION_TYPES[op], f"{op} column {col_id}"))
+                if col.get("filter"):
+                    c = kp.parse_kql(kp.kuery(col["filter"], title))
+                    if c:
+                        uses.append((c.field, kp.kql_types(c), f"filter of column {col_id}"))
+            c = kp.parse_kql(kp.kuery(layer.query, title))
+            if c:
+                uses.append((c.field, kp.kql_types(c), "panel query"))
+            for f, types, why in uses:
+                if f not in mapping:
+                    problems.append(f"{title}: {why}: field {f} is not in the index template")
+                elif types is not None and mapping[f] not in types:
+                    problems.append(f"{title}: {why}: field {f} is {mapping[f]}, "
+                                    f"needs one of {sorted(types)}")
+    assert not problems, "\n".join(problems)
+
+
+def test_kql_translator_refuses_forms_it_does_not_know():
+    """A panel with KQL the translator cannot read must fail the tests, not pass untested."""
+    assert kp.kql_to_es('event.outcome : "failure"') == {"term": {"event.outcome": "failure"}}
+    assert kp.kql_to_es("llmq.attempts >= 2") == {"range": {"llmq.attempts": {"gte": 2}}}
+    assert kp.kql_to_es("llmq.rejection_reason : *") == {"exists": {"field": "llmq.rejection_reason"}}
+    for q in ('event.outcome : "failure" and llmq.attempts > 1', "not llmq.worker : *",
+              "event.outcome : fail*", "llmq.attempts > abc", "http.response.status_code : 429"):
+        with pytest.raises(kp.UnsupportedKql):
+            kp.kql_to_es(q)
+
+
+# ---- 2. panel aggregations against the real node ---------------------------------------------
+
+@pytest.fixture(scope="module")
+def mix_ns() -> str:
+    return new_namespace("kb")
+
+
+@pytest.fixture(scope="module")
+def mix_server(elastic, mix_ns, tmp_path_factory, _prerequisites):
+    """A server that wrote send_mix's documents and a few runtime snapshots into `mix_ns`, then
+    stopped (which flushes them)."""
+    logs = tmp_path_factory.mktemp("kibana-mix")
+    srv = LlmqServer(logs, dict(slots=1, queue_max=1, ctx_size=1024, elastic_url=elastic.url,
+                                elastic_namespace=mix_ns, spool_dir=logs / "spool",
+                                snapshot_interval_ms=300), name="kibana-mix")
+    try:
+        srv.start()
+        srv.expected = send_mix(srv)
+        time.sleep(1.5)  # a few runtime snapshots
+        assert srv.stop() == 0, srv.stderr_text(50)
+        yield srv
+    finally:
+        srv.stop()
+
+
+def run_panel(elastic, layer: kp.Layer, ns: str) -> tuple[kp.PanelSearch, list[dict]]:
+    search = kp.panel_search(layer, ns, time_range_of(layer.vis))
+    elastic.refresh(search.index)
+    answer = elastic.search(search.index, search.body)  # asserts 200, with ES's reason if not
+    assert not answer.get("timed_out") and answer["_shards"]["failed"] == 0, answer
+    return search, kp.rows(search, answer)
+
+
+@pytest.mark.parametrize("lens_id", LENS_IDS)
+def test_panel_aggregation_returns_data(elastic, mix_ns, mix_server, lens_id):
+    vis = next(o for o in LENS if o["id"] == lens_id)
+    for layer in kp.layers_of(vis, OBJECTS):
+        search, table = run_panel(elastic, layer, mix_ns)
+        where = f"{layer.title!r} on {search.index}: {json.dumps(search.body)}"
+        assert table, f"{where}\nno buckets"
+        for m in layer.metrics:
+            col = layer.columns[m]
+            values = [r[m] for r in table]
+            if col["operationType"] == "count":
+                filt = (col.get("filter") or {}).get("query")
+                if filt in NOT_PRODUCED_YET:
+                    assert all(isinstance(v, int) and v >= 0 for v in values), (where, values)
+                    continue
+                assert any(v for v in values), f"{where}\ncount column {m} ({filt}) is 0 everywhere"
+            else:
+                assert any(v is not None for v in values), \
+                    f"{where}\nmetric column {m} ({col['label']}) has no value in any bucket: {table}"
+
+
+def counted_by_terms(field: str) -> kp.Layer:
+    """The layer that counts documents split by terms of `field`."""
+    found = [l for vis in LENS for l in kp.layers_of(vis, OBJECTS)
+             if any(c["operationType"] == "terms" and c["sourceField"] == field
+                    for c in l.columns.values())
+             and [l.columns[m]["operationType"] for m in l.metrics] == ["count"]
+             and not l.columns[l.metrics[0]].get("filter")]
+    assert len(found) == 1, f"{len(found)} panels count documents by {field}"
+    return found[0]
+
+
+def test_panel_aggregation_matches_documents(elastic, mix_ns, mix_server):
+    """The counts the panels draw add up to the documents llmq wrote: the request-rate bars to
+    one per request, the rejection bars to the refused requests by reason."""
+    hits = elastic.search_all(requests_stream(mix_ns))
+    docs = [h["_source"] for h in hits]
+    assert {d["llmq"]["request_id"] for d in docs} == set(mix_server.expected), docs
+
+    layer = counted_by_terms("event.outcome")
+    _, table = run_panel(elastic, layer, mix_ns)
+    (outcome,) = [c for c in layer.buckets if layer.columns[c]["operationType"] == "terms"]
+    (count,) = layer.metrics
+    got: dict[str, int] = {}
+    for r in table:
+        got[r[outcome]] = got.get(r[outcome], 0) + r[count]
+    want: dict[str, int] = {}
+    for d in docs:
+        want[d["event"]["outcome"]] = want.get(d["event"]["outcome"], 0) + 1
+    assert got == want and want.get("success") and want.get("failure"), (got, want)
+
+    layer = counted_by_terms("llmq.rejection_reason")
+    _, table = run_panel(elastic, layer, mix_ns)
+    (reason,) = [c for c in layer.buckets if layer.columns[c]["operationType"] == "terms"]
+    (count,) = layer.metrics
+    got = {}
+    for r in table:
+        got[r[reason]] = got.get(r[reason], 0) + r[count]
+    assert {"queue_full", "invalid"} <= set(got), got
+    want = {}
+    for d in docs:
+        if d["llmq"].get("rejection_reason"):
+            want[d["llmq"]["rejection_reason"]] = want.get(d["llmq"]["rejection_reason"], 0) + 1
+    assert got == want, (got, want)
+
+
+def test_slowest_requests_table_top_row_is_the_slowest_request(elastic, mix_ns, mix_server):
+    tables = [o for o in LENS if o["attributes"]["visualizationType"] == "lnsDatatable"
+              and o["attributes"]["title"] == "Slowest requests"]
+    assert len(tables) == 1, [o["attributes"]["title"] for o in LENS]
+    (layer,) = kp.layers_of(tables[0], OBJECTS)
+    _, table = run_panel(elastic, layer, mix_ns)
+    (rid,) = [c for c in layer.buckets if layer.columns[c]["sourceField"] == "llmq.request_id"]
+    total = layer.columns[rid]["params"]["orderBy"]["columnId"]
+    assert layer.columns[total]["sourceField"] == "llmq.total_ms"
+
+    docs = [h["_source"] for h in elastic.search_all(requests_stream(mix_ns))]
+    timed = [d for d in docs if d["llmq"].get("total_ms") is not None]
+    assert len(timed) >= 2, "\n".join(json.dumps({k: d[k] for k in ("event", "http", "llmq")}) for d in docs)
+    slowest = max(timed, key=lambda d: d["llmq"]["total_ms"])
+    assert table[0][rid] == slowest["llmq"]["request_id"], (table, slowest)
+    assert table[0][total] == pytest.approx(slowest["llmq"]["total_ms"])
+    shown = [r[total] for r in table if r[total] is not None]
+    assert shown == sorted(shown, reverse=True), table
+    assert len(table) <= layer.columns[rid]["params"]["size"]
+
+
+# ---- 3. `llmq kibana setup` against a stand-in Kibana -----------------------------------------
+
+NDJSON_BYTES = kp.NDJSON.read_bytes()
+N_OBJECTS = len(OBJECTS)
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str  # with the query
+    headers: dict[str, str]  # names lower-cased
+    body: bytes
+
+    @property
+    def route(self) -> str:
+        return urlsplit(self.path).path
+
+    @property
+    def params(self) -> dict[str, list[str]]:
+        return parse_qs(urlsplit(self.path).query)
+
+
+class StandInKibana:
+    """Answers like Kibana's GET /api/status and POST [/s/<space>]/api/saved_objects/_import,
+    recording every request. `import_refuses`: an object id the import reports as failed."""
+
+    def __init__(self, version: str = "9.5.0", status_code: int = 200,
+                 spaces: tuple[str, ...] = ("default", "ops"), import_refuses: str | None = None):
+        self.version, self.status_code = version, status_code
+        self.spaces, self.import_refuses = spaces, import_refuses
+        self.requests: list[Recorded] = []
+        self.uploads: list[dict] = []  # the parsed multipart file part of each import
+        self._lock = threading.Lock()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,),
+                                       daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def imports(self) -> list[Recorded]:
+        return [r for r in self.requests if r.route.endswith("/api/saved_objects/_import")]
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    # -- answers --
+
+    def answer(self, req: Recorded) -> tuple[int, dict]:
+        parts = req.route.split("/")
+        space = "default"
+        route = req.route
+        if len(parts) > 3 and parts[1] == "s":
+            space, route = parts[2], "/" + "/".join(parts[3:])
+        if space not in self.spaces:
+            return 404, {"statusCode": 404, "error": "Not Found", "message": "Not Found"}
+        if req.method == "GET" and route == "/api/status":
+            if self.status_code != 200:
+                return self.status_code, {"statusCode": self.status_code, "error": "Unauthorized",
+                                          "message": "[security_exception]: unable to authenticate"}
+            return 200, {"name": "stand-in", "version": {"number": self.version,
+                                                         "build_flavor": "traditional"},
+                         "status": {"overall": {"level": "available"}}}
+        if req.method == "POST" and route == "/api/saved_objects/_import":
+            if "kbn-xsrf" not in req.headers:
+                return 400, {"statusCode": 400, "error": "Bad Request",
+                             "message": "Request must contain a kbn-xsrf header."}
+            upload = parse_upload(req)
+            if upload is None:
+                return 400, {"statusCode": 400, "error": "Bad Request",
+                             "message": "[request body.file]: expected value of type [Stream]"}
+            self.uploads.append(upload)
+            objs = [json.loads(line) for line in upload["content"].decode("utf-8").splitlines()
+                    if line.strip()]
+            ok = [o for o in objs if o["id"] != self.import_refuses]
+            bad = [o for o in objs if o["id"] == self.import_refuses]
+            answer = {"success": not bad, "successCount": len(ok),
+                      "successResults": [{"type": o["type"], "id": o["id"],
+                                          "meta": {"title": o["attributes"].get("title")}}
+                                         for o in ok]}
+            if bad:
+                answer["errors"] = [{"type": o["type"], "id": o["id"],
+                                     "meta": {"title": o["attributes"].get("title")},
+                                     "error": {"type": "missing_references",
+                                               "references": [{"type": "index-pattern",
+                                                               "id": "nowhere"}]}} for o in bad]
+            return 200, answer
+        return 404, {"statusCode": 404, "error": "Not Found", "message": "Not Found"}
+
+    def _handler(self):
+        kibana = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # answers curl's Expect: 100-continue at once
+
+            def _any(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                req = Recorded(self.command, self.path,
+                               {k.lower(): v for k, v in self.headers.items()}, body)
+                with kibana._lock:
+                    kibana.requests.append(req)
+                    status, answer = kibana.answer(req)
+                data = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _any
+
+            def log_message(self, *args):
+                pass
+
+        return Handler
+
+
+def parse_upload(req: Recorded) -> dict | None:
+    """The `file` part of a multipart/form-data body: {"content", "filename", "content_type"}."""
+    ctype = req.headers.get("content-type", "")
+    if not ctype.startswith("multipart/form-data"):
+        return None
+    msg = BytesParser(policy=policy.HTTP).parsebytes(
+        b"Content-Type: " + ctype.encode("latin-1") + b"\r\n\r\n" + req.body)
+    if not msg.is_multipart() or msg.defects:
+        return None
+    for part in msg.iter_parts():
+        if part.get_param("name", header="content-disposition") == "file":
+            return {"content": part.get_payload(decode=True), "filename": part.get_filename(),
+                    "content_type": part.get_content_type()}
+    return None
+
+
+@pytest.fixture
+def kibana():
+    made: list[StandInKibana] = []
+
+    def make(**kw) -> StandInKibana:
+        made.append(StandInKibana(**kw))
+        return made[-1]
+
+    yield make
+    for k in made:
+        k.close()
+
+
+def kibana_setup(url: str, *extra: str):
+    return run_llmq("kibana", "setup", "--kibana-url", url, *extra, timeout=60)
+
+
+def assert_one_error_line(r, *needles: str) -> str:
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("llmq: "), r.stderr
+    for n in needles:
+        assert n in lines[0], f"{n!r} not in {lines[0]!r}"
+    return lines[0]
+
+
+def test_setup_imports_into_a_space_with_an_api_key(kibana):
+    k = kibana(version="9.5.0")
+    r = kibana_setup(k.url, "--space", "ops", "--kibana-api-key", "S0meKey==")
+    assert r.returncode == 0, r.stderr
+    assert str(N_OBJECTS) in r.stdout.split() and "ops" in r.stdout, r.stdout
+    (imp,) = k.imports()
+    assert imp.method == "POST" and imp.route == "/s/ops/api/saved_objects/_import", imp.path
+    assert imp.params.get("overwrite") == ["true"], imp.path
+    assert imp.headers.get("kbn-xsrf"), imp.headers
+    for req in k.requests:  # the status check too
+        assert req.headers.get("authorization") == "ApiKey S0meKey==", (req.path, req.headers)
+    (upload,) = k.uploads
+    assert upload["content"] == NDJSON_BYTES, "the uploaded file is not kibana/llmq-saved-objects.ndjson"
+    assert upload["filename"].endswith(".ndjson"), upload["filename"]  # Kibana checks the extension
+
+
+def test_setup_default_space_with_basic_auth(kibana):
+    k = kibana(version="8.8.0")  # the oldest Kibana the objects' migration versions allow
+    r = kibana_setup(k.url + "/", "--kibana-user", "elastic", "--kibana-password", "pa:ss")
+    assert r.returncode == 0, r.stderr
+    assert str(N_OBJECTS) in r.stdout.split() and "default" in r.stdout, r.stdout
+    (imp,) = k.imports()
+    assert imp.route == "/api/saved_objects/_import", imp.path
+    assert imp.params.get("overwrite") == ["true"], imp.path
+    basic = "Basic " + base64.b64encode(b"elastic:pa:ss").decode()
+    assert imp.headers.get("authorization") == basic, imp.headers
+    assert k.uploads[0]["content"] == NDJSON_BYTES
+
+
+@pytest.mark.parametrize("version", ["7.17.0", "8.7.1", "10.0.0"])
+def test_setup_refuses_an_unsupported_kibana(kibana, version):
+    k = kibana(version=version)
+    r = kibana_setup(k.url)
+    assert_one_error_line(r, version, "not supported")
+    assert not k.imports(), "nothing may be imported into an unsupported Kibana"
+
+
+def test_setup_reports_the_objects_kibana_refused(kibana):
+    k = kibana(import_refuses="llmq-lens-latency")
+    r = kibana_setup(k.url)
+    assert_one_error_line(r, "llmq-lens-latency")
+    assert len(k.imports()) == 1
+
+
+def test_setup_wrong_credentials(kibana):
+    k = kibana(status_code=401)
+    r = kibana_setup(k.url, "--kibana-user", "elastic", "--kibana-password", "wrong")
+    line = assert_one_error_line(r)
+    assert "credentials" in line and "401" in line, line
+    assert "wrong" not in line, "the password must not be printed"
+    assert not k.imports()
+
+
+def test_setup_unreachable_kibana():
+    port = free_port()  # nothing listens there
+    r = kibana_setup(f"http://127.0.0.1:{port}")
+    assert_one_error_line(r, "cannot reach Kibana", str(port))
+
+
+def test_setup_space_that_does_not_exist(kibana):
+    k = kibana()
+    r = kibana_setup(k.url, "--space", "nope")
+    line = assert_one_error_line(r, "nope")
+    assert "space" in line, line
