@@ -282,6 +282,11 @@ awaitable<void> ApiHandler::submit(const http::Request& request, http::Exchange&
     follower.abandon();
     record.rejection_reason = "client_gone";
   }
+  // An admitted job that ended without `done` (client gone, deadline, shutdown) still held its
+  // client that long: the slowest-requests table and the latency percentiles must see it.
+  if (!record.total_ms)
+    record.total_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - began).count();
   record_request(record, began, exchange.status());
 }
 

@@ -88,6 +88,8 @@ def test_documents_reach_elasticsearch_once_each(llmq_factory, elastic, tmp_path
     for i, s in expected.items():
         if s != 200:
             assert docs[i]["event"]["outcome"] == "failure", docs[i]
+    gone = [d for d in docs.values() if d["llmq"].get("rejection_reason") == "client_gone"]
+    assert len(gone) == 1 and gone[0]["llmq"]["total_ms"] > 0, gone  # seen by the latency panels
 
     snapshots = elastic.search_all(runtime_stream(ns))
     assert len(snapshots) >= 2, snapshots
