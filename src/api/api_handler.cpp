@@ -61,7 +61,8 @@ const char* rejection_reason(const ApiError& err) {
     case 404: return "not_found";
     case 413: return "too_large";
     case 415: return "unsupported_media_type";
-    case 429: return "queue_full";
+    case 401: return "unauthorized";
+    case 429: return err.code == "rate_limited" || err.code == "deadline" ? err.code.c_str() : "queue_full";
     default: break;
   }
   return err.code == "not_ready" ? "not_ready" : "shutting_down";
@@ -209,25 +210,55 @@ http::Response ApiHandler::readiness(bool keep_alive) const {
   return http::json_response(bhttp::status::ok, R"({"status":"ready"})", keep_alive);
 }
 
-std::variant<JobPtr, http::Response> ApiHandler::admit(const http::Request& request,
-                                                       std::shared_ptr<JobSink> sink,
-                                                       bool keep_alive,
-                                                       telemetry::RequestRecord& record) const {
-  const auto refuse = [&](const ApiError& err) {
+std::variant<Admission::Ticket, Refusal> ApiHandler::admit_client(
+    const http::Request& request, const http::Exchange& exchange,
+    telemetry::RequestRecord& record) const {
+  std::string client = "ip:" + exchange.remote_address();
+  std::optional<ClientLimits> limits;
+  if (options_.api_keys != nullptr && options_.api_keys->enabled()) {
+    const std::string_view presented =
+        presented_key(request[bhttp::field::authorization], request["X-API-Key"]);
+    const ApiKey* key = presented.empty() ? nullptr : options_.api_keys->match(presented);
+    if (key == nullptr) {
+      return Refusal{401, "unauthorized",
+                     presented.empty() ? "an API key is required (Authorization: Bearer <key>)"
+                                       : "the API key is not valid",
+                     0};
+    }
+    client = "key:" + key->name;
+    limits = key->limits;
+    record.api_key = key->name;
+  }
+  if (options_.admission == nullptr) return Admission::Ticket{};
+  return options_.admission->admit_client(client, limits);
+}
+
+std::variant<ApiHandler::Admitted, http::Response> ApiHandler::admit(
+    const http::Request& request, std::shared_ptr<JobSink> sink, const http::Exchange& exchange,
+    telemetry::RequestRecord& record) const {
+  const bool keep_alive = exchange.keep_alive();
+  // retry_after_s 0: no Retry-After header.
+  const auto refuse = [&](const ApiError& err, std::int64_t retry_after_s = 0) {
     record.rejection_reason = rejection_reason(err);
     count_rejection(rejection_reason(err));
-    return error_response(err, keep_alive);
+    http::Response response = error_response(err, keep_alive);
+    if (retry_after_s > 0) response = with_retry_after(std::move(response), static_cast<int>(retry_after_s));
+    if (err.status == 401) response.set(bhttp::field::www_authenticate, "Bearer realm=\"llmq\"");
+    return response;
   };
+  const auto refuse_as = [&](const Refusal& r) {
+    return refuse({r.status, r.code, r.message, {}}, r.retry_after_s);
+  };
+  auto client = admit_client(request, exchange, record);
+  if (auto* refusal = std::get_if<Refusal>(&client)) return refuse_as(*refusal);
   if (!is_json_content_type(request[bhttp::field::content_type])) {
     return refuse({415, "unsupported_media_type", "Content-Type must be application/json", {}});
   }
   if (state_.draining.load()) {
-    return with_retry_after(refuse({503, "shutting_down", "the server is shutting down", {}}), 5);
+    return refuse({503, "shutting_down", "the server is shutting down", {}}, 5);
   }
   const Engine* engine = state_.engine.load();
-  if (engine == nullptr) {
-    return with_retry_after(refuse({503, "not_ready", "the model is still loading", {}}), 1);
-  }
+  if (engine == nullptr) return refuse({503, "not_ready", "the model is still loading", {}}, 1);
 
   ParseResult parsed = parse_request(request.body(), options_.parse_limits);
   if (auto* err = std::get_if<ApiError>(&parsed)) return refuse(*err);
@@ -239,17 +270,27 @@ std::variant<JobPtr, http::Response> ApiHandler::admit(const http::Request& requ
   const std::int64_t timeout_ms = validated.params.timeout_ms.value_or(options_.default_timeout_ms);
   std::optional<Clock::time_point> deadline;
   if (timeout_ms > 0) deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  if (options_.admission != nullptr && timeout_ms > 0) {
+    const auto refusal = options_.admission->check_wait(state_.queue.depth(),
+                                                        std::chrono::milliseconds(timeout_ms));
+    if (refusal) return refuse_as(*refusal);
+  }
   auto job = std::make_shared<Job>(new_request_id(), std::move(validated), deadline, std::move(sink));
 
   switch (state_.queue.push(job)) {
     case PushResult::accepted:
-      return job;
-    case PushResult::full:
-      return with_retry_after(refuse({429, "queue_full", "the queue is full; retry later", {}}), 1);
+      return Admitted{std::move(job), std::move(std::get<Admission::Ticket>(client))};
+    case PushResult::full: {
+      const std::int64_t retry =
+          options_.admission == nullptr
+              ? 1
+              : options_.admission->queue_full_retry_after(state_.queue.depth(), state_.queue.capacity());
+      return refuse({429, "queue_full", "the queue is full; retry later", {}}, retry);
+    }
     case PushResult::closed:
       break;
   }
-  return with_retry_after(refuse({503, "shutting_down", "the server is shutting down", {}}), 5);
+  return refuse({503, "shutting_down", "the server is shutting down", {}}, 5);
 }
 
 awaitable<void> ApiHandler::submit(const http::Request& request, http::Exchange& exchange) {
@@ -258,8 +299,7 @@ awaitable<void> ApiHandler::submit(const http::Request& request, http::Exchange&
   record.at = std::chrono::system_clock::now();
   record.route = "/api/v1/req";
   auto channel = std::make_shared<EventChannel>(co_await boost::asio::this_coro::executor);
-  std::variant<JobPtr, http::Response> admitted =
-      admit(request, channel, exchange.keep_alive(), record);
+  std::variant<Admitted, http::Response> admitted = admit(request, channel, exchange, record);
   if (auto* refusal = std::get_if<http::Response>(&admitted)) {
     // A refusal has no job id; this one names its document for the client and the logs.
     record.request_id = new_request_id();
@@ -268,7 +308,7 @@ awaitable<void> ApiHandler::submit(const http::Request& request, http::Exchange&
     record_request(record, began, exchange.status());
     co_return;
   }
-  const JobPtr job = std::get<JobPtr>(admitted);
+  const JobPtr job = std::get<Admitted>(admitted).job;
   record.request_id = job->id();
   JobFollower follower(job, channel, state_.queue, options_.ping_interval);
   if (job->request().params.stream) {
@@ -287,6 +327,8 @@ awaitable<void> ApiHandler::submit(const http::Request& request, http::Exchange&
   if (!record.total_ms)
     record.total_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - began).count();
+  else if (options_.admission != nullptr && record.queue_ms && !record.finish_reason.empty())
+    options_.admission->job_done(std::chrono::milliseconds(*record.total_ms - *record.queue_ms));
   record_request(record, began, exchange.status());
 }
 

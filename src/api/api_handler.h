@@ -11,6 +11,8 @@
 #include <string_view>
 #include <variant>
 
+#include "api/admission.h"
+#include "api/api_keys.h"
 #include "api/validation.h"
 #include "engine/engine.h"
 #include "http/server.h"
@@ -28,6 +30,8 @@ struct ApiOptions {
   telemetry::ServiceMetrics* metrics = nullptr;   // counts responses, serves /metrics; may be null
   telemetry::EventSink* documents = nullptr;      // one document per POST /api/v1/req; may be null
   telemetry::DocumentOrigin origin;               // service.name and host.name of those documents
+  Admission* admission = nullptr;                 // client limits, predicted wait; may be null
+  const ApiKeys* api_keys = nullptr;              // who may submit; null or empty: anyone
 };
 
 // What the handler shares with the process that runs it.
@@ -47,11 +51,22 @@ class ApiHandler final : public http::Handler {
 
  private:
   boost::asio::awaitable<void> submit(const http::Request& request, http::Exchange& exchange);
-  // Admission: checks the request and queues its job, or says why not (the refusal response).
-  // `record` gets the refusal reason, or the model of an admitted job.
-  std::variant<JobPtr, http::Response> admit(const http::Request& request,
-                                             std::shared_ptr<JobSink> sink, bool keep_alive,
-                                             telemetry::RequestRecord& record) const;
+  // A queued job, and the client's ticket that stays held until the request ends.
+  struct Admitted {
+    JobPtr job;
+    Admission::Ticket ticket;
+  };
+  // Checks the request and queues its job, or says why not (the refusal response). `record`
+  // gets the refusal reason, or the model of an admitted job.
+  std::variant<Admitted, http::Response> admit(const http::Request& request,
+                                               std::shared_ptr<JobSink> sink,
+                                               const http::Exchange& exchange,
+                                               telemetry::RequestRecord& record) const;
+  // Who the client is for its limits, or the 401 when keys are required and it has none, or
+  // its limits' refusal.
+  std::variant<Admission::Ticket, Refusal> admit_client(const http::Request& request,
+                                                          const http::Exchange& exchange,
+                                                          telemetry::RequestRecord& record) const;
   // Ships the request's document once its outcome is final (never blocks: see EventSink).
   void record_request(telemetry::RequestRecord& record, Clock::time_point began, int status) const;
   http::Response route_simple(const http::Request& request, std::string_view target,

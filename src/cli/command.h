@@ -49,7 +49,7 @@ using Masker = std::string (*)(std::string_view value);
 
 template <class Config>
 using Field = std::variant<std::string Config::*, std::int32_t Config::*, std::int64_t Config::*,
-                           bool Config::*>;
+                           bool Config::*, double Config::*>;
 
 // One flag of a subcommand. The name is also the file key (with '-' or '_') and, upper-cased
 // with '_', the suffix of its LLMQ_ environment variable. A bool field is a switch: `--name`
@@ -94,12 +94,13 @@ consteval bool ranges_fit_fields(const std::array<OptionSpec<Config>, N>& specs)
   return true;
 }
 
-enum class Kind { text, integer, boolean };
+enum class Kind { text, integer, boolean, real };
 
 template <class Config>
 Kind kind_of(const OptionSpec<Config>& spec) {
   if (std::holds_alternative<std::string Config::*>(spec.field)) return Kind::text;
   if (std::holds_alternative<bool Config::*>(spec.field)) return Kind::boolean;
+  if (std::holds_alternative<double Config::*>(spec.field)) return Kind::real;
   return Kind::integer;
 }
 
@@ -112,7 +113,7 @@ inline std::string env_name(std::string_view flag) {
 // A value before it is checked: text from the command line or environment, or a TOML value
 // already type-checked. `where` prefixes error messages and names the source.
 struct RawValue {
-  std::variant<std::int64_t, std::string, bool> value;
+  std::variant<std::int64_t, std::string, bool, double> value;
   std::string where;
 };
 
@@ -138,6 +139,30 @@ std::int64_t checked_integer(const OptionSpec<Config>& spec, const RawValue& raw
   }
   if (n < spec.min || n > spec.max) throw out_of_range(std::to_string(n));
   return n;
+}
+
+template <class Config>
+double checked_real(const OptionSpec<Config>& spec, const RawValue& raw) {
+  double x = 0;
+  if (const auto* real = std::get_if<double>(&raw.value)) {
+    x = *real;
+  } else if (const auto* whole = std::get_if<std::int64_t>(&raw.value)) {
+    x = static_cast<double>(*whole);
+  } else {
+    const std::string& text = std::get<std::string>(raw.value);
+    const char* end = text.data() + text.size();
+    const auto [stop, error] = std::from_chars(text.data(), end, x);
+    if (stop != end || text.empty() || error != std::errc{})
+      throw UsageError(raw.where + "--" + std::string(spec.name) + " must be a number (got \"" +
+                       text + "\")");
+  }
+  if (!(x >= static_cast<double>(spec.min) && x <= static_cast<double>(spec.max))) {
+    std::ostringstream msg;
+    msg << raw.where << "--" << spec.name << " must be between " << spec.min << " and " << spec.max
+        << " (got " << x << ")";
+    throw UsageError(msg.str());
+  }
+  return x;
 }
 
 template <class Config>
@@ -175,6 +200,8 @@ void apply(Config& config, const OptionSpec<Config>& spec, const RawValue& raw) 
           config.*member = checked_choice(spec, raw);
         else if constexpr (std::is_same_v<T, bool>)
           config.*member = checked_bool(spec, raw);
+        else if constexpr (std::is_same_v<T, double>)
+          config.*member = checked_real(spec, raw);
         else
           config.*member = static_cast<T>(checked_integer(spec, raw));
       },
@@ -190,7 +217,11 @@ std::string field_text(const Config& config, const OptionSpec<Config>& spec) {
           return config.*member;
         else if constexpr (std::is_same_v<T, bool>)
           return config.*member ? "true" : "false";
-        else
+        else if constexpr (std::is_same_v<T, double>) {
+          std::ostringstream out;
+          out << config.*member;
+          return out.str();
+        } else
           return std::to_string(config.*member);
       },
       spec.field);
@@ -210,8 +241,8 @@ using FileValues = std::map<std::string_view, RawValue>;  // by option name
 toml::table parse_toml_file(const std::string& path);
 
 // The value of a TOML node for a field of `kind`, or nullopt when the type does not fit.
-std::optional<std::variant<std::int64_t, std::string, bool>> toml_value(const toml::node& node,
-                                                                       Kind kind);
+std::optional<std::variant<std::int64_t, std::string, bool, double>> toml_value(
+    const toml::node& node, Kind kind);
 
 // Reads one table's keys into `out`: those of `specs`, type-checked. In a shared table (the top
 // level, [elastic]) others are skipped when another command knows them; in the command's own
@@ -241,7 +272,10 @@ void collect_table(const toml::table& table, const std::string& shown_prefix,
     if (!value) {
       std::ostringstream msg;
       msg << path << ": key \"" << shown << "\" must be "
-          << (kind == Kind::integer ? "an integer" : kind == Kind::boolean ? "a boolean" : "a string")
+          << (kind == Kind::integer   ? "an integer"
+              : kind == Kind::boolean ? "a boolean"
+              : kind == Kind::real    ? "a number"
+                                      : "a string")
           << ", not " << node.type();
       throw UsageError(msg.str());
     }
@@ -330,7 +364,7 @@ class Command {
     const std::string flag = "--" + std::string(name);
     if (kind == Kind::boolean) return command_->add_flag(flag, help);
     return command_->add_option(flag, help)
-        ->type_name(kind == Kind::integer ? "INT" : "TEXT")
+        ->type_name(kind == Kind::integer ? "INT" : kind == Kind::real ? "NUMBER" : "TEXT")
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // a repeated flag: last wins
   }
 

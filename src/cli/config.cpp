@@ -97,6 +97,18 @@ constexpr auto kServeOptions = join(
               .field = &Serve::http_threads, .min = 1, .max = 64},
              {.name = "log-level", .help = "trace, debug, info, warn or error",
               .field = &Serve::log_level, .choices = kLogLevels},
+             {.name = "api-key", .help = "API key(s) required on the inference routes, comma-separated (empty: none)",
+              .field = &Serve::api_key, .mask = mask_secret},
+             {.name = "api-key-file",
+              .help = "file of API keys, one per line: KEY [name=N] [max_concurrent=N] [rate=R] [burst=B]",
+              .field = &Serve::api_key_file},
+             {.name = "client-max-concurrent",
+              .help = "requests one client (API key, else address) may have queued or running (0: no limit)",
+              .field = &Serve::client_max_concurrent, .max = 1000000},
+             {.name = "client-rate", .help = "requests per second one client may sustain (0: no limit)",
+              .field = &Serve::client_rate, .max = 1000000},
+             {.name = "client-burst", .help = "requests one client may send at once above its rate (0: the rate)",
+              .field = &Serve::client_burst, .max = 1000000},
          })));
 static_assert(ranges_fit_fields(kServeOptions), "an option's range does not fit its field");
 
@@ -230,9 +242,11 @@ toml::table parse_toml_file(const std::string& path) {
   }
 }
 
-std::optional<std::variant<std::int64_t, std::string, bool>> toml_value(const toml::node& node,
-                                                                       Kind kind) {
+std::optional<std::variant<std::int64_t, std::string, bool, double>> toml_value(
+    const toml::node& node, Kind kind) {
   if (kind == Kind::integer && node.is_integer()) return node.as_integer()->get();
+  if (kind == Kind::real && node.is_integer()) return static_cast<double>(node.as_integer()->get());
+  if (kind == Kind::real && node.is_floating_point()) return node.as_floating_point()->get();
   if (kind == Kind::text && node.is_string()) return node.as_string()->get();
   if (kind == Kind::boolean && node.is_boolean()) return node.as_boolean()->get();
   return std::nullopt;

@@ -41,6 +41,11 @@ struct ServeConfig : ElasticAccess {
   std::int32_t http_threads = 1;             // threads running the HTTP I/O loop
   std::string log_level = "info";            // trace, debug, info, warn, error
   std::int32_t metrics_window_s = 60;        // span of llmq_request_duration_window_seconds
+  std::string api_key;                       // required API key(s), comma-separated (secret)
+  std::string api_key_file;                  // one key per line, with per-key limits
+  std::int32_t client_max_concurrent = 0;    // per client, queued + running; 0: no limit
+  double client_rate = 0;                    // per client, requests/s (token bucket); 0: no limit
+  double client_burst = 0;                   // per client bucket size; 0: max(1, rate)
   std::string config_file;                   // the TOML file the values were read from, if any
 };
 

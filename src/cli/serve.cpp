@@ -154,6 +154,13 @@ void configure_logging(const std::string& level) {
 int run_serve(const ServeConfig& config) {
   configure_logging(config.log_level);
   if (!check_model_file(config.model)) return 1;
+  ApiKeys api_keys;
+  try {
+    api_keys = ApiKeys::load(config.api_key, config.api_key_file);
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "llmq: %s\n", e.what());
+    return 2;
+  }
 
   std::unique_ptr<telemetry::EventSink> documents;
   try {
@@ -171,9 +178,12 @@ int run_serve(const ServeConfig& config) {
   telemetry::ServiceMetrics metrics(
       telemetry::ServiceMetricsOptions{.window = std::chrono::seconds(config.metrics_window_s)});
   metrics.watch_queue([&queue] { return static_cast<double>(queue.depth()); });
+  Admission admission(AdmissionOptions{
+      .slots = config.slots,
+      .client = ClientLimits{config.client_max_concurrent, config.client_rate, config.client_burst}});
   ApiHandler handler(state, ApiOptions{std::chrono::milliseconds(config.ping_interval_ms),
                                        config.timeout_ms, ParseLimits{config.default_max_tokens},
-                                       &metrics, documents.get(), origin});
+                                       &metrics, documents.get(), origin, &admission, &api_keys});
   http::Server server(io, handler,
                       http::ServerLimits{static_cast<std::uint64_t>(config.max_body_bytes),
                                          static_cast<std::uint32_t>(config.max_header_bytes)},
@@ -187,6 +197,8 @@ int run_serve(const ServeConfig& config) {
     return 1;
   }
   spdlog::info("config: {}", describe(config));
+  if (api_keys.enabled())
+    spdlog::info("API keys required on /api/v1/req: {} key(s)", api_keys.size());
 
   int exit_code = 0;
   Inference inference(config, state, metrics);

@@ -46,6 +46,7 @@ nlohmann::json request_document(const RequestRecord& r, const DocumentOrigin& or
   put_if(llmq, "route", r.route);
   put_if(llmq, "model", r.model);
   put_if(llmq, "worker", r.worker);
+  put_if(llmq, "api_key", r.api_key);
   put_if(llmq, "finish_reason", r.finish_reason);
   put_if(llmq, "rejection_reason", r.rejection_reason);
   put_if(llmq, "queue_ms", r.queue_ms);

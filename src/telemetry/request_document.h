@@ -42,6 +42,7 @@ struct RequestRecord {
   std::string finish_reason;     // of a completed job; empty otherwise
   std::string rejection_reason;  // refusals and early ends (queue_full, invalid, deadline…)
   std::string worker;            // empty: never reached a worker
+  std::string api_key;           // the name of the API key it presented (never the key)
   int attempts = 0;
   std::optional<std::int64_t> queue_ms, ttft_ms, total_ms;
   std::optional<std::int64_t> prompt_tokens, generated_tokens;

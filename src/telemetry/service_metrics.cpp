@@ -33,7 +33,8 @@ std::vector<double> queue_wait_buckets() {
 // first refusal.
 const char* const kMainReasons[] = {"queue_full", "too_large",     "headers_too_large",
                                     "invalid",    "unsupported_media_type", "not_ready",
-                                    "shutting_down", "not_found", "deadline"};
+                                    "shutting_down", "not_found", "deadline",
+                                    "rate_limited", "unauthorized"};
 
 }  // namespace
 
