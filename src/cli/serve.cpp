@@ -215,12 +215,17 @@ int run_serve(const ServeConfig& config) {
     asio::post(io, [&] { io.stop(); });
   });
 
+  // Shutdown, on SIGTERM/SIGINT: /readyz turns 503 and new requests get 503 shutting_down at
+  // once; queued and running jobs go on for up to --drain-timeout-ms; then what remains ends
+  // with error shutting_down, the worker stops, and the connections get a moment to write
+  // their last events. A second signal cuts the drain short.
   asio::signal_set signals(io, SIGINT, SIGTERM);
+  asio::steady_timer drain_timer(io);
   asio::steady_timer flush_timer(io);
-  signals.async_wait([&](const boost::system::error_code& ec, int signal) {
-    if (ec) return;
-    spdlog::info("signal {}: shutting down", signal);
-    state.draining.store(true);
+  std::atomic<bool> stopping{false};  // with --http-threads > 1 handlers may run concurrently
+  const auto finish = [&] {
+    if (stopping.exchange(true)) return;
+    drain_timer.cancel();
     server.stop();
     queue.close();
     inference.stop();
@@ -228,10 +233,40 @@ int run_serve(const ServeConfig& config) {
     while (std::optional<JobPtr> job = queue.pop(std::chrono::milliseconds(0))) {
       (*job)->emit(ErrorEvent{"shutting_down", "the server is shutting down"});
     }
-    // Give the connections a moment to write the final events the worker just sent.
     flush_timer.expires_after(std::chrono::milliseconds(300));
     flush_timer.async_wait([&](const boost::system::error_code&) { io.stop(); });
-  });
+  };
+  std::chrono::steady_clock::time_point drain_deadline{};
+  std::function<void()> poll_drain = [&] {
+    const bool idle = queue.depth() == 0 && inference.busy_slots() == 0;
+    if (idle || std::chrono::steady_clock::now() >= drain_deadline) {
+      if (!idle)
+        spdlog::warn("drain timeout: {} waiting and {} running jobs end with shutting_down",
+                     queue.depth(), inference.busy_slots());
+      finish();
+      return;
+    }
+    drain_timer.expires_after(std::chrono::milliseconds(50));
+    drain_timer.async_wait([&](const boost::system::error_code& ec) {
+      if (!ec) poll_drain();
+    });
+  };
+  std::function<void(const boost::system::error_code&, int)> on_signal =
+      [&](const boost::system::error_code& ec, int signal) {
+        if (ec) return;
+        if (state.draining.exchange(true)) {
+          spdlog::info("signal {} again: stopping now", signal);
+          finish();
+          return;
+        }
+        spdlog::info("signal {}: draining for up to {} ms ({} waiting, {} running)", signal,
+                     config.drain_timeout_ms, queue.depth(), inference.busy_slots());
+        drain_deadline =
+            std::chrono::steady_clock::now() + std::chrono::milliseconds(config.drain_timeout_ms);
+        signals.async_wait(on_signal);
+        poll_drain();
+      };
+  signals.async_wait(on_signal);
 
   std::vector<std::jthread> extra_threads;
   for (int i = 1; i < config.http_threads; ++i) extra_threads.emplace_back([&] { io.run(); });

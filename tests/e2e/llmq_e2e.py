@@ -26,6 +26,7 @@ DEFAULT_FLAGS: dict[str, Any] = {
     "ctx_size": 2048,
     "queue_max": 16,
     "ping_interval_ms": 200,
+    "drain_timeout_ms": 3000,  # below STOP_TIMEOUT_S: a test's stop() never waits for a long job
 }
 
 READY_TIMEOUT_S = 60.0

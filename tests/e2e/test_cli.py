@@ -179,13 +179,10 @@ def test_health_endpoints(server):
     assert r.status_code == 404 and "error" in r.json(), r.text
 
 
-def test_sigterm_ends_streams_and_exits(llmq_factory):
-    """SIGTERM: every open stream still ends with a terminal event (a waiting job with error
-    shutting_down), and the process exits 0 promptly.
-
-    The running job is short enough (300 tokens, a few seconds) that a server which lets running
-    jobs finish before it exits passes as well as one that stops them."""
-    srv = llmq_factory.start(slots=1, ctx_size=2048)
+def test_sigterm_without_drain_ends_streams_and_exits(llmq_factory):
+    """--drain-timeout-ms 0: every open stream still ends with a terminal event (the waiting job
+    with error shutting_down), and the process exits 0 promptly."""
+    srv = llmq_factory.start(slots=1, ctx_size=2048, drain_timeout_ms=0)
     long = {"prompt": LONG_PROMPT, "max_tokens": 300, "temperature": 0}
     a = OpenStream(srv.base_url, long)
     b = None
@@ -198,7 +195,7 @@ def test_sigterm_ends_streams_and_exits(llmq_factory):
         srv.proc.send_signal(signal.SIGTERM)
         with ThreadPoolExecutor(2) as pool:
             sa, sb = pool.map(lambda s: s.read_all(), (a, b))
-        assert sa.terminal.event in ("done", "error"), sa.terminal
+        assert sa.terminal.event == "error" and sa.terminal.data["code"] == "shutting_down", sa.terminal
         assert sb.terminal.event == "error", f"waiting job got {sb.terminal.event}: {sb.terminal.data}"
         assert sb.terminal.data["code"] == "shutting_down", sb.terminal.data
         try:
@@ -206,8 +203,70 @@ def test_sigterm_ends_streams_and_exits(llmq_factory):
         except subprocess.TimeoutExpired:
             raise AssertionError("llmq still running 15 s after SIGTERM") from None
         assert rc == 0, f"exit code {rc} after SIGTERM"
-        assert time.monotonic() - t0 < 15
+        assert time.monotonic() - t0 < 5
     finally:
         a.close()
         if b:
             b.close()
+
+
+def test_sigterm_drains_running_and_queued_jobs(llmq_factory):
+    """SIGTERM during a generation: /readyz turns 503, a new request gets 503 shutting_down at
+    once, the running job and the one waiting behind it both complete, and the process exits 0."""
+    srv = llmq_factory.start(slots=1, ctx_size=2048, drain_timeout_ms=60000)
+    body = {"prompt": LONG_PROMPT, "max_tokens": 120, "temperature": 0}
+    a = OpenStream(srv.base_url, body)
+    b = None
+    try:
+        a.read_until(lambda e: e.event == "started", "A started")
+        b = OpenStream(srv.base_url, body)
+        b.read_until(lambda e: e.event == "queued", "B queued")
+        srv.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while httpx.get(srv.base_url + "/readyz", timeout=5).status_code != 503:
+            assert time.monotonic() < deadline, "/readyz still 200 while draining"
+            time.sleep(0.05)
+        r = httpx.post(srv.req_url, json={"prompt": "Hi", "max_tokens": 2, "stream": False}, timeout=10)
+        assert r.status_code == 503 and r.json()["error"]["code"] == "shutting_down", r.text
+        assert "retry-after" in r.headers
+        with ThreadPoolExecutor(2) as pool:
+            sa, sb = pool.map(lambda s: s.read_all(), (a, b))
+        assert sa.terminal.event == "done", sa.terminal
+        assert sb.terminal.event == "done", f"the queued job got {sb.terminal.event}: {sb.terminal.data}"
+        assert sa.terminal.data["usage"]["completion_tokens"] == 120
+        assert srv.proc.wait(30) == 0
+    finally:
+        a.close()
+        if b:
+            b.close()
+
+
+def test_drain_timeout_ends_what_remains(llmq_factory):
+    srv = llmq_factory.start(slots=1, ctx_size=2048, drain_timeout_ms=1500)
+    a = OpenStream(srv.base_url, {"prompt": LONG_PROMPT, "max_tokens": 1500, "temperature": 0})
+    try:
+        a.read_until(lambda e: e.event == "started", "A started")
+        t0 = time.monotonic()
+        srv.proc.send_signal(signal.SIGTERM)
+        sa = a.read_all()
+        took = time.monotonic() - t0
+        assert sa.terminal.event == "error" and sa.terminal.data["code"] == "shutting_down", sa.terminal
+        assert 1.2 < took < 10, f"the running job ended {took:.1f} s after SIGTERM"
+        assert srv.proc.wait(15) == 0
+    finally:
+        a.close()
+
+
+def test_a_second_signal_cuts_the_drain_short(llmq_factory):
+    srv = llmq_factory.start(slots=1, ctx_size=2048, drain_timeout_ms=600000)
+    a = OpenStream(srv.base_url, {"prompt": LONG_PROMPT, "max_tokens": 1500, "temperature": 0})
+    try:
+        a.read_until(lambda e: e.event == "started", "A started")
+        srv.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        srv.proc.send_signal(signal.SIGINT)
+        sa = a.read_all()
+        assert sa.terminal.event == "error" and sa.terminal.data["code"] == "shutting_down", sa.terminal
+        assert srv.proc.wait(15) == 0
+    finally:
+        a.close()
