@@ -61,6 +61,7 @@ const char* rejection_reason(const ApiError& err) {
     case 404: return "not_found";
     case 413: return "too_large";
     case 415: return "unsupported_media_type";
+    case 422: return "invalid";
     case 401: return "unauthorized";
     case 429: return err.code == "rate_limited" || err.code == "deadline" ? err.code.c_str() : "queue_full";
     default: break;
@@ -257,13 +258,57 @@ std::variant<ApiHandler::Admitted, http::Response> ApiHandler::admit(
   if (state_.draining.load()) {
     return refuse({503, "shutting_down", "the server is shutting down", {}}, 5);
   }
-  const Engine* engine = state_.engine.load();
-  if (engine == nullptr) return refuse({503, "not_ready", "the model is still loading", {}}, 1);
+  if (state_.engine.load() == nullptr) return refuse({503, "not_ready", "the model is still loading", {}}, 1);
 
+  Admission::Ticket ticket = std::move(std::get<Admission::Ticket>(client));
+
+  const std::string_view key = request["Idempotency-Key"];
+  if (key.empty() || options_.idempotency == nullptr) {
+    auto queued = queue_job(request, std::move(sink), refuse, record);
+    if (auto* response = std::get_if<http::Response>(&queued)) return std::move(*response);
+    return Admitted{std::get<JobPtr>(queued), std::move(ticket), nullptr, false};
+  }
+  if (!valid_idempotency_key(key)) {
+    return refuse({400, "invalid_header", "Idempotency-Key must be 1-255 printable ASCII characters",
+                   "Idempotency-Key"}, 0);
+  }
+  const std::string scope =
+      record.api_key.empty() ? "ip:" + exchange.remote_address() : "key:" + record.api_key;
+  std::optional<http::Response> refused;
+  std::shared_ptr<Fanout> created;
+  auto outcome = options_.idempotency->submit(
+      scope, std::string(key), std::hash<std::string_view>{}(request.body()),
+      [&](std::shared_ptr<Fanout> fanout) -> JobPtr {
+        fanout->attach(sink);
+        auto queued = queue_job(request, fanout, refuse, record);
+        if (auto* response = std::get_if<http::Response>(&queued)) {
+          refused = std::move(*response);
+          return nullptr;
+        }
+        created = std::move(fanout);
+        return std::get<JobPtr>(queued);
+      });
+  if (std::holds_alternative<IdempotencyStore::BodyMismatch>(outcome)) {
+    return refuse({422, "idempotency_key_reused",
+                   "this Idempotency-Key was used with a different request body", "Idempotency-Key"}, 0);
+  }
+  if (auto* attached = std::get_if<IdempotencyStore::Attached>(&outcome)) {
+    attached->fanout->attach(sink);
+    return Admitted{attached->job, std::move(ticket), attached->fanout, true};
+  }
+  if (refused) return std::move(*refused);
+  return Admitted{std::get<JobPtr>(outcome), std::move(ticket), std::move(created), false};
+}
+
+std::variant<JobPtr, http::Response> ApiHandler::queue_job(
+    const http::Request& request, std::shared_ptr<JobSink> sink,
+    const std::function<http::Response(const ApiError&, std::int64_t)>& refuse,
+    telemetry::RequestRecord& record) const {
+  const Engine* engine = state_.engine.load();
   ParseResult parsed = parse_request(request.body(), options_.parse_limits);
-  if (auto* err = std::get_if<ApiError>(&parsed)) return refuse(*err);
+  if (auto* err = std::get_if<ApiError>(&parsed)) return refuse(*err, 0);
   PromptResult prompt = validate_for_model(std::move(std::get<ParsedRequest>(parsed)), *engine);
-  if (auto* err = std::get_if<ApiError>(&prompt)) return refuse(*err);
+  if (auto* err = std::get_if<ApiError>(&prompt)) return refuse(*err, 0);
   ValidatedRequest validated = std::move(std::get<ValidatedRequest>(prompt));
   record.model = validated.model;
 
@@ -273,13 +318,13 @@ std::variant<ApiHandler::Admitted, http::Response> ApiHandler::admit(
   if (options_.admission != nullptr && timeout_ms > 0) {
     const auto refusal = options_.admission->check_wait(state_.queue.depth(),
                                                         std::chrono::milliseconds(timeout_ms));
-    if (refusal) return refuse_as(*refusal);
+    if (refusal) return refuse({refusal->status, refusal->code, refusal->message, {}}, refusal->retry_after_s);
   }
   auto job = std::make_shared<Job>(new_request_id(), std::move(validated), deadline, std::move(sink));
 
   switch (state_.queue.push(job)) {
     case PushResult::accepted:
-      return Admitted{std::move(job), std::move(std::get<Admission::Ticket>(client))};
+      return job;
     case PushResult::full: {
       const std::int64_t retry =
           options_.admission == nullptr
@@ -308,8 +353,10 @@ awaitable<void> ApiHandler::submit(const http::Request& request, http::Exchange&
     record_request(record, began, exchange.status());
     co_return;
   }
-  const JobPtr job = std::get<Admitted>(admitted).job;
-  record.request_id = job->id();
+  Admitted& admission = std::get<Admitted>(admitted);
+  const JobPtr job = admission.job;
+  // A request attached to an earlier one's job has a document of its own.
+  record.request_id = admission.attached ? new_request_id() : job->id();
   JobFollower follower(job, channel, state_.queue, options_.ping_interval);
   if (job->request().params.stream) {
     co_await (stream_events(follower, exchange, record) || exchange.client_gone());
@@ -317,9 +364,13 @@ awaitable<void> ApiHandler::submit(const http::Request& request, http::Exchange&
     co_await (answer_once(follower, job->id(), exchange, record) || exchange.client_gone());
   }
   if (follower.error_code() == "deadline_exceeded") count_rejection("deadline");
+  // A shared job (Idempotency-Key) is cancelled only when its last client left.
+  const bool last_client = admission.fanout == nullptr || admission.fanout->detach(channel.get());
   if (!follower.finished()) {
-    spdlog::debug("request {}: client left, job cancelled", job->id());
-    follower.abandon();
+    if (last_client) {
+      spdlog::debug("request {}: client left, job cancelled", job->id());
+      follower.abandon();
+    }
     record.rejection_reason = "client_gone";
   }
   // An admitted job that ended without `done` (client gone, deadline, shutdown) still held its

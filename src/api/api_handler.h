@@ -13,6 +13,7 @@
 
 #include "api/admission.h"
 #include "api/api_keys.h"
+#include "api/idempotency.h"
 #include "api/validation.h"
 #include "engine/engine.h"
 #include "http/server.h"
@@ -32,6 +33,7 @@ struct ApiOptions {
   telemetry::DocumentOrigin origin;               // service.name and host.name of those documents
   Admission* admission = nullptr;                 // client limits, predicted wait; may be null
   const ApiKeys* api_keys = nullptr;              // who may submit; null or empty: anyone
+  IdempotencyStore* idempotency = nullptr;        // Idempotency-Key support; null: ignored
 };
 
 // What the handler shares with the process that runs it.
@@ -55,6 +57,8 @@ class ApiHandler final : public http::Handler {
   struct Admitted {
     JobPtr job;
     Admission::Ticket ticket;
+    std::shared_ptr<Fanout> fanout;  // set when the job may be shared (Idempotency-Key)
+    bool attached = false;           // joined a job an earlier request started
   };
   // Checks the request and queues its job, or says why not (the refusal response). `record`
   // gets the refusal reason, or the model of an admitted job.
@@ -67,6 +71,11 @@ class ApiHandler final : public http::Handler {
   std::variant<Admission::Ticket, Refusal> admit_client(const http::Request& request,
                                                           const http::Exchange& exchange,
                                                           telemetry::RequestRecord& record) const;
+  // Validates the body and queues a new job with `sink` (or says why not).
+  std::variant<JobPtr, http::Response> queue_job(const http::Request& request,
+                                                 std::shared_ptr<JobSink> sink,
+                                                 const std::function<http::Response(const ApiError&, std::int64_t)>& refuse,
+                                                 telemetry::RequestRecord& record) const;
   // Ships the request's document once its outcome is final (never blocks: see EventSink).
   void record_request(telemetry::RequestRecord& record, Clock::time_point began, int status) const;
   http::Response route_simple(const http::Request& request, std::string_view target,

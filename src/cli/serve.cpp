@@ -181,9 +181,12 @@ int run_serve(const ServeConfig& config) {
   Admission admission(AdmissionOptions{
       .slots = config.slots,
       .client = ClientLimits{config.client_max_concurrent, config.client_rate, config.client_burst}});
+  IdempotencyStore idempotency(
+      IdempotencyOptions{.ttl = std::chrono::seconds(config.idempotency_ttl_s)});
   ApiHandler handler(state, ApiOptions{std::chrono::milliseconds(config.ping_interval_ms),
                                        config.timeout_ms, ParseLimits{config.default_max_tokens},
-                                       &metrics, documents.get(), origin, &admission, &api_keys});
+                                       &metrics, documents.get(), origin, &admission, &api_keys,
+                                       &idempotency});
   http::Server server(io, handler,
                       http::ServerLimits{static_cast<std::uint64_t>(config.max_body_bytes),
                                          static_cast<std::uint32_t>(config.max_header_bytes)},

@@ -278,9 +278,10 @@ class OpenStream:
     """A streaming request read event by event, which the test may abandon (disconnect) at any
     point with close(). Uses its own connection, so closing it really closes the socket."""
 
-    def __init__(self, base_url: str, body: dict, timeout: float = 120.0):
+    def __init__(self, base_url: str, body: dict, timeout: float = 120.0,
+                 headers: dict[str, str] | None = None):
         self._client = httpx.Client(timeout=timeout)
-        self._cm = self._client.stream("POST", base_url + "/api/v1/req", json=body)
+        self._cm = self._client.stream("POST", base_url + "/api/v1/req", json=body, headers=headers)
         self.t_sent = time.monotonic()
         self.response = self._cm.__enter__()
         assert self.response.status_code == 200, (
