@@ -119,7 +119,7 @@ constexpr OptionSpec<Serve> kServeOptions[] = {
     {.name = "idle-timeout-ms",
      .help = "a keep-alive connection without a new request is closed after this",
      .field = &Serve::idle_timeout_ms, .min = 100, .max = 86400000},
-    {.name = "send-timeout-ms", .help = "a client that takes nothing of a write for this is cut",
+    {.name = "send-timeout-ms", .help = "a write the client has not taken within this cuts the connection",
      .field = &Serve::send_timeout_ms, .min = 100, .max = 86400000},
     {.name = "max-connections", .help = "connections served at once (past it: 503 and close)",
      .field = &Serve::max_connections, .min = 1, .max = 1000000},

@@ -318,6 +318,7 @@ void Server::refuse_connection(asio::ip::tcp::socket socket) {
 }
 
 bool Server::shed_connection() {
+  if (spare_fd_ < 0) spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);  // lost last time
   if (spare_fd_ < 0) return false;
   ::close(spare_fd_);
   beast::error_code ec;
@@ -361,9 +362,13 @@ asio::awaitable<Server::ReadOutcome> Server::read_request(
   if (!ec) {
     stream.expires_after(limits_.body_timeout);
     std::tie(ec, n) = co_await bhttp::async_read(stream, buffer, parser, kTuple);
-    if (ec == beast::error::timeout) co_return ReadOutcome{Kind::stop, {}, CloseReason::body_timeout};
+    if (ec == beast::error::timeout) {
+      co_return ReadOutcome{Kind::stop, {}, CloseReason::body_timeout};
+    }
   }
-  if (ec == beast::error::timeout) co_return ReadOutcome{Kind::stop, {}, CloseReason::header_timeout};
+  if (ec == beast::error::timeout) {
+    co_return ReadOutcome{Kind::stop, {}, CloseReason::header_timeout};
+  }
   if (ec && is_disconnect(ec)) co_return ReadOutcome{Kind::stop, {}, std::nullopt};
   if (ec) co_return ReadOutcome{Kind::refuse, ec, std::nullopt};
   stream.expires_never();

@@ -287,22 +287,23 @@ def test_slow_reader_is_cut_and_its_job_cancelled(llmq_factory):
     srv = llmq_factory.start(slots=1, max_stream_buffer_bytes=4096)
     before = scrape(srv.base_url)
     body = json.dumps({"prompt": LONG_PROMPT, "max_tokens": 1900, "temperature": 0}).encode()
-    s = connect(srv, rcvbuf=4096)
+    s = connect(srv, rcvbuf=1024)  # the kernel rounds it up to its minimum
     with s:
         s.sendall(build_request("POST", "/api/v1/req", body=body))
         m = wait_for_metric(srv, lambda m: m.get(CLOSED, reason="slow_reader") >= 1,
                             "the slow reader cut", within=60)
         t_cut = time.monotonic()
-        generated = (m.get("llmq_generated_tokens_total", model=model_path().stem)
-                     - before.get("llmq_generated_tokens_total", model=model_path().stem))
         # What the client's socket holds, then the reset: never the end of the stream.
-        received = b""
+        received, ended = b"", True
         s.settimeout(5)
         try:
             while chunk := s.recv(65536):
                 received += chunk
-        except (ConnectionResetError, socket.timeout):
+        except ConnectionResetError:
             pass
+        except socket.timeout:
+            ended = False
+        assert ended, "the connection of the cut client is still open"
         assert b"event: done" not in received
     assert m.get(CLOSED, reason="slow_reader") == 1
     assert "reads too slowly" in srv.stdout_path.read_text(errors="replace")

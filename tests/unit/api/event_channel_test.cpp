@@ -13,7 +13,9 @@ namespace {
 
 namespace asio = boost::asio;
 
-TokenEvent token(std::int64_t i) { return TokenEvent{i, "a token text longer than SSO " + std::to_string(i)}; }
+TokenEvent token(std::int64_t i) {
+  return TokenEvent{i, "a token text longer than SSO " + std::to_string(i)};
+}
 
 std::size_t token_bytes() { return EventChannel::held_bytes(JobEvent{token(0)}); }
 

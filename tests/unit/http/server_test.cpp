@@ -74,7 +74,8 @@ class ServerTest : public testing::Test {
     char buf[4096];
     while (Clock::now() < deadline) {
       pollfd p{s.native_handle(), POLLIN, 0};
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
       if (::poll(&p, 1, static_cast<int>(std::max<std::int64_t>(left.count(), 1))) <= 0) continue;
       beast::error_code ec;
       s.read_some(asio::buffer(buf), ec);
@@ -91,7 +92,9 @@ class ServerTest : public testing::Test {
   }
   void wait_open(std::size_t n) {
     const auto deadline = Clock::now() + 5s;
-    while (server_->open_connections() != n && Clock::now() < deadline) std::this_thread::sleep_for(5ms);
+    while (server_->open_connections() != n && Clock::now() < deadline) {
+      std::this_thread::sleep_for(5ms);
+    }
     ASSERT_EQ(server_->open_connections(), n);
   }
   // The count of cuts for `r`, once it reaches `at_least` (or after 5 s): the client may see the
@@ -217,7 +220,14 @@ rlim_t limit_leaving(int free) {
 
 TEST_F(ServerTest, OutOfDescriptorsAConnectionIsStillAnswered) {
   start({.header_timeout = 10s});
-  connect().close();  // the client's event loop opens its own descriptors on first use
+  {
+    // The client's event loop opens descriptors of its own on first use; one whole exchange,
+    // and the server's side of it closed, leaves only the descriptors that stay.
+    tcp::socket warm_up = connect();
+    send(warm_up, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    read_to_close(warm_up);
+  }
+  wait_open(0);
   rlimit saved{};
   ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
   // Room for the first client socket, the server's side of it, and the second client socket:
