@@ -96,9 +96,10 @@ void note_event(telemetry::RequestRecord& record, const JobEvent& event) {
   }
 }
 
-// Follows the job as an SSE stream until its done/error event or until the stream breaks.
-awaitable<void> stream_events(JobFollower& follower, http::Exchange& exchange,
-                              telemetry::RequestRecord& record) {
+// Follows the job as an SSE stream until its done/error event, until the stream breaks, or
+// until the client has left too much unread (the channel overflows).
+awaitable<void> stream_events(JobFollower& follower, EventChannel& channel,
+                              http::Exchange& exchange, telemetry::RequestRecord& record) {
   if (!co_await exchange.open_stream(bhttp::status::ok, "text/event-stream")) co_return;
   std::int64_t id = 0;
   JobEvent event = follower.queued();
@@ -106,6 +107,7 @@ awaitable<void> stream_events(JobFollower& follower, http::Exchange& exchange,
     const std::string frame = http::sse_event(id++, event_name(event), event_json(event));
     if (!co_await exchange.write_chunk(frame)) co_return;
     if (follower.finished()) break;
+    if (channel.note_unsent(exchange.unsent_bytes())) co_return;
     event = co_await follower.next();
     note_event(record, event);
   }
@@ -343,7 +345,8 @@ awaitable<void> ApiHandler::submit(const http::Request& request, http::Exchange&
   telemetry::RequestRecord record;
   record.at = std::chrono::system_clock::now();
   record.route = "/api/v1/req";
-  auto channel = std::make_shared<EventChannel>(co_await boost::asio::this_coro::executor);
+  auto channel = std::make_shared<EventChannel>(co_await boost::asio::this_coro::executor,
+                                                options_.max_stream_buffer_bytes);
   std::variant<Admitted, http::Response> admitted = admit(request, channel, exchange, record);
   if (auto* refusal = std::get_if<http::Response>(&admitted)) {
     // A refusal has no job id; this one names its document for the client and the logs.
@@ -358,15 +361,26 @@ awaitable<void> ApiHandler::submit(const http::Request& request, http::Exchange&
   // A request attached to an earlier one's job has a document of its own.
   record.request_id = admission.attached ? new_request_id() : job->id();
   JobFollower follower(job, channel, state_.queue, options_.ping_interval);
-  if (job->request().params.stream) {
-    co_await (stream_events(follower, exchange, record) || exchange.client_gone());
-  } else {
-    co_await (answer_once(follower, job->id(), exchange, record) || exchange.client_gone());
-  }
+  // Named awaitables: see the GCC 12 note in handle().
+  awaitable<void> work = job->request().params.stream
+                             ? stream_events(follower, *channel, exchange, record)
+                             : answer_once(follower, job->id(), exchange, record);
+  awaitable<void> gone = exchange.client_gone();
+  awaitable<void> overflow = channel->wait_overflow();
+  auto race = std::move(work) || std::move(gone) || std::move(overflow);
+  co_await std::move(race);
   if (follower.error_code() == "deadline_exceeded") count_rejection("deadline");
   // A shared job (Idempotency-Key) is cancelled only when its last client left.
   const bool last_client = admission.fanout == nullptr || admission.fanout->detach(channel.get());
-  if (!follower.finished()) {
+  if (channel->overflowed()) {
+    spdlog::warn("request {}: client {} reads too slowly ({} bytes unread, over {}): {}"
+                 "connection closed",
+                 job->id(), exchange.remote_address(), channel->overflow_bytes(),
+                 options_.max_stream_buffer_bytes, last_client ? "job cancelled, " : "");
+    if (last_client) follower.abandon();
+    exchange.close_for(http::CloseReason::slow_reader);
+    record.rejection_reason = "slow_reader";
+  } else if (!follower.finished()) {
     if (last_client) {
       spdlog::debug("request {}: client left, job cancelled", job->id());
       follower.abandon();

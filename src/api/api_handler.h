@@ -31,6 +31,7 @@ struct ApiOptions {
   telemetry::ServiceMetrics* metrics = nullptr;   // counts responses, serves /metrics; may be null
   telemetry::EventSink* documents = nullptr;      // one document per POST /api/v1/req; may be null
   telemetry::DocumentOrigin origin;               // service.name and host.name of those documents
+  std::size_t max_stream_buffer_bytes = 1 << 20;  // unread bytes of one stream before it is cut
   Admission* admission = nullptr;                 // client limits, predicted wait; may be null
   const ApiKeys* api_keys = nullptr;              // who may submit; null or empty: anyone
   IdempotencyStore* idempotency = nullptr;        // Idempotency-Key support; null: ignored

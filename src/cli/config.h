@@ -36,6 +36,12 @@ struct ServeConfig : ElasticAccess {
   std::string service_name = "llmq";         // service.name of every document
   std::int64_t max_body_bytes = 1 << 20;     // request body limit (413 past it)
   std::int32_t max_header_bytes = 16 << 10;  // request header limit (431 past it)
+  std::int32_t header_timeout_ms = 10000;    // a request's headers must arrive within this
+  std::int32_t body_timeout_ms = 30000;      // and its body within this
+  std::int32_t idle_timeout_ms = 60000;      // a keep-alive connection may idle this long
+  std::int32_t send_timeout_ms = 60000;      // a write may wait this long for the client
+  std::int32_t max_connections = 1024;       // connections served at once (503 past it)
+  std::int64_t max_stream_buffer_bytes = 1 << 20;  // unread bytes of a stream before it is cut
   std::int64_t timeout_ms = 600000;          // default whole-request deadline; 0: none
   std::int32_t default_max_tokens = 256;     // max_tokens when a request gives none
   std::int32_t http_threads = 1;             // threads running the HTTP I/O loop

@@ -22,6 +22,7 @@
 #include "telemetry/runtime_reporter.h"
 #include "telemetry/service_metrics.h"
 #include "telemetry/spool_sink.h"
+#include "util/fd_limit.h"
 
 namespace llmq {
 namespace {
@@ -144,6 +145,51 @@ void record_server_refusal(telemetry::ServiceMetrics& metrics, telemetry::EventS
   }
 }
 
+// The server's limits; the open-file limit is raised first so that max_connections can be
+// honoured, or is clamped (with a warning) to what that limit allows.
+http::ServerLimits server_limits(const ServeConfig& config) {
+  const FdLimit fds = raise_fd_limit();
+  std::size_t max_connections = static_cast<std::size_t>(config.max_connections);
+  const std::size_t fit = http::connections_within(fds.now);
+  if (max_connections > fit) {
+    spdlog::warn("--max-connections {} does not fit the open-file limit {} (hard limit {}); "
+                 "serving at most {} connections",
+                 max_connections, fds.now, fds.hard, fit);
+    max_connections = fit;
+  }
+  spdlog::info("open-file limit {} (was {}, hard {}); at most {} connections", fds.now,
+               fds.before, fds.hard, max_connections);
+  using std::chrono::milliseconds;
+  return http::ServerLimits{
+      .max_body_bytes = static_cast<std::uint64_t>(config.max_body_bytes),
+      .max_header_bytes = static_cast<std::uint32_t>(config.max_header_bytes),
+      .header_timeout = milliseconds(config.header_timeout_ms),
+      .body_timeout = milliseconds(config.body_timeout_ms),
+      .idle_timeout = milliseconds(config.idle_timeout_ms),
+      .send_timeout = milliseconds(config.send_timeout_ms),
+      .max_connections = max_connections,
+  };
+}
+
+// What the server reports about connections, into the metrics.
+http::ServerObserver server_observer(telemetry::ServiceMetrics& metrics,
+                                     telemetry::EventSink& documents,
+                                     const telemetry::DocumentOrigin& origin) {
+  return http::ServerObserver{
+      .on_refusal = [&metrics, &documents, origin](int status) {
+        record_server_refusal(metrics, documents, origin, status);
+      },
+      // No request was read, so no request document: only the counts.
+      .on_connection_refused = [&metrics] {
+        metrics.count_response("other", 503);
+        metrics.count_rejection("too_many_connections");
+      },
+      .on_close = [&metrics](http::CloseReason reason) {
+        metrics.count_connection_closed(http::close_reason_name(reason));
+      },
+  };
+}
+
 void configure_logging(const std::string& level) {
   spdlog::set_level(spdlog::level::from_str(level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
@@ -185,12 +231,13 @@ int run_serve(const ServeConfig& config) {
       IdempotencyOptions{.ttl = std::chrono::seconds(config.idempotency_ttl_s)});
   ApiHandler handler(state, ApiOptions{std::chrono::milliseconds(config.ping_interval_ms),
                                        config.timeout_ms, ParseLimits{config.default_max_tokens},
-                                       &metrics, documents.get(), origin, &admission, &api_keys,
-                                       &idempotency});
-  http::Server server(io, handler,
-                      http::ServerLimits{static_cast<std::uint64_t>(config.max_body_bytes),
-                                         static_cast<std::uint32_t>(config.max_header_bytes)},
-                      [&](int status) { record_server_refusal(metrics, *documents, origin, status); });
+                                       &metrics, documents.get(), origin,
+                                       static_cast<std::size_t>(config.max_stream_buffer_bytes),
+                                       &admission, &api_keys, &idempotency});
+  const http::ServerLimits limits = server_limits(config);
+  http::Server server(io, handler, limits, server_observer(metrics, *documents, origin));
+  metrics.watch_connections([&server] { return static_cast<double>(server.open_connections()); },
+                            static_cast<double>(limits.max_connections));
   try {
     const auto endpoint = server.listen(config.host, static_cast<std::uint16_t>(config.port));
     spdlog::info("llmq listening on http://{}:{}", endpoint.address().to_string(), endpoint.port());

@@ -1,11 +1,15 @@
 #include "http/server.h"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -14,13 +18,29 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
+#include <cerrno>
+#include <sstream>
+#include <tuple>
+#include <variant>
+
+#if defined(__linux__)
+#include <linux/sockios.h>
+#endif
 
 #include "http/api_error.h"
 
 namespace llmq::http {
 namespace {
 
+using namespace boost::asio::experimental::awaitable_operators;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+
+// The first read on a connection waiting for a request: enough for most requests' headers.
+constexpr std::size_t kFirstRead = 1024;
+// How long a refused connection is drained before it is closed (see linger_and_close).
+constexpr auto kRefusalLinger = std::chrono::seconds(1);
+// Writing the answer to a request the server could not read.
+constexpr auto kRefusalWrite = std::chrono::seconds(5);
 
 // The answer for a request that could not be read: status and a contract-shaped error body.
 Response read_error_response(const beast::error_code& ec, const ServerLimits& limits) {
@@ -43,7 +63,75 @@ bool is_disconnect(const beast::error_code& ec) {
          ec == asio::error::operation_aborted || ec == asio::error::broken_pipe;
 }
 
+bool is_out_of_descriptors(const beast::error_code& ec) {
+  return ec.category() == boost::system::system_category() &&
+         (ec.value() == EMFILE || ec.value() == ENFILE);
+}
+
+// The 503 for a connection past the limit, serialized once.
+std::string connection_refusal() {
+  const ApiError err{503, "too_many_connections",
+                     "the server holds its maximum number of connections; retry later", {}};
+  Response res = json_response(bhttp::status::service_unavailable, err.to_json(), false);
+  res.set(bhttp::field::retry_after, "1");
+  std::ostringstream out;
+  out << res;
+  return out.str();
+}
+
+// Writes the refusal without waiting; true when all of it went out (it always fits in the
+// send buffer of a new connection).
+bool write_now(asio::ip::tcp::socket& socket, const std::string& bytes) {
+  beast::error_code ec;
+  socket.non_blocking(true, ec);
+  if (ec) return false;
+  const std::size_t n = socket.write_some(asio::buffer(bytes), ec);
+  return !ec && n == bytes.size();
+}
+
+// After the 503 went out: reads and drops what the client still sends, for a moment. Closing a
+// socket with unread input resets it, and a reset can destroy the 503 before the client reads it.
+asio::awaitable<void> linger_and_close(asio::ip::tcp::socket socket, ConnectionGate::Ticket) {
+  beast::tcp_stream stream(std::move(socket));
+  stream.expires_after(kRefusalLinger);
+  std::array<char, 512> sink;
+  while (true) {
+    auto [ec, n] = co_await stream.async_read_some(asio::buffer(sink), kTuple);
+    if (ec) break;
+  }
+  beast::error_code ignored;
+  stream.socket().close(ignored);
+}
+
+enum class WriteResult { ok, failed, timed_out };
+
+// Writes `buffers` unless the client has not taken them within `timeout`.
+template <class Buffers>
+asio::awaitable<WriteResult> write_within(asio::ip::tcp::socket& socket, asio::steady_timer& timer,
+                                          std::chrono::milliseconds timeout,
+                                          const Buffers& buffers) {
+  timer.expires_after(timeout);
+  auto write = asio::async_write(socket, buffers, kTuple);
+  auto wait = timer.async_wait(kTuple);
+  auto race = std::move(write) || std::move(wait);
+  const auto result = co_await std::move(race);
+  if (result.index() == 1) co_return WriteResult::timed_out;
+  const auto& [ec, n] = std::get<0>(result);
+  co_return ec ? WriteResult::failed : WriteResult::ok;
+}
+
 }  // namespace
+
+const char* close_reason_name(CloseReason reason) {
+  switch (reason) {
+    case CloseReason::header_timeout: return "header_timeout";
+    case CloseReason::body_timeout: return "body_timeout";
+    case CloseReason::idle_timeout: return "idle_timeout";
+    case CloseReason::send_timeout: return "send_timeout";
+    case CloseReason::slow_reader: return "slow_reader";
+  }
+  return "unknown";
+}
 
 Response json_response(bhttp::status status, std::string body, bool keep_alive) {
   Response res{status, 11};
@@ -55,15 +143,23 @@ Response json_response(bhttp::status status, std::string body, bool keep_alive) 
   return res;
 }
 
-Exchange::Exchange(beast::tcp_stream& stream, beast::flat_buffer& buffer, const Request& request)
-    : stream_(stream), buffer_(buffer), keep_alive_(request.keep_alive()) {}
+// ---- Exchange ------------------------------------------------------------------------------
+
+Exchange::Exchange(beast::tcp_stream& stream, beast::flat_buffer& buffer, const Request& request,
+                   std::chrono::milliseconds send_timeout)
+    : stream_(stream),
+      buffer_(buffer),
+      send_timeout_(send_timeout),
+      send_timer_(stream.get_executor()),
+      keep_alive_(request.keep_alive()) {}
 
 asio::awaitable<void> Exchange::reply(Response response) {
   status_ = static_cast<int>(response.result_int());
   response.keep_alive(keep_alive_ && response.keep_alive());
   keep_alive_ = response.keep_alive();
-  stream_.expires_after(std::chrono::seconds(30));
+  stream_.expires_after(send_timeout_);
   auto [ec, n] = co_await bhttp::async_write(stream_, response, kTuple);
+  if (ec == beast::error::timeout) close_for(CloseReason::send_timeout);
   if (ec) keep_alive_ = false;
 }
 
@@ -78,21 +174,27 @@ asio::awaitable<bool> Exchange::open_stream(bhttp::status status, std::string_vi
   head.keep_alive(false);
   head.chunked(true);
   bhttp::response_serializer<bhttp::empty_body> sr{head};
-  stream_.expires_after(std::chrono::seconds(30));
+  stream_.expires_after(send_timeout_);
   auto [ec, n] = co_await bhttp::async_write_header(stream_, sr, kTuple);
   stream_.expires_never();
+  if (ec == beast::error::timeout) close_for(CloseReason::send_timeout);
   co_return !ec;
 }
 
 asio::awaitable<bool> Exchange::write_chunk(std::string_view data) {
   if (data.empty()) co_return true;  // an empty chunk would end the body
-  auto [ec, n] = co_await asio::async_write(stream_.socket(),
-                                            bhttp::make_chunk(asio::buffer(data)), kTuple);
-  co_return !ec;
+  const auto chunk = bhttp::make_chunk(asio::buffer(data));  // named: see GCC 12 note in api/
+  const WriteResult result =
+      co_await write_within(stream_.socket(), send_timer_, send_timeout_, chunk);
+  if (result == WriteResult::timed_out) close_for(CloseReason::send_timeout);
+  co_return result == WriteResult::ok;
 }
 
 asio::awaitable<void> Exchange::close_stream() {
-  co_await asio::async_write(stream_.socket(), bhttp::make_chunk_last(), kTuple);
+  const auto last = bhttp::make_chunk_last();
+  const WriteResult result =
+      co_await write_within(stream_.socket(), send_timer_, send_timeout_, last);
+  if (result == WriteResult::timed_out) close_for(CloseReason::send_timeout);
 }
 
 asio::awaitable<void> Exchange::client_gone() {
@@ -116,10 +218,48 @@ std::string Exchange::remote_address() const {
   return ec ? std::string("unknown") : ep.address().to_string();
 }
 
+std::size_t Exchange::unsent_bytes() const {
+#if defined(SIOCOUTQ)
+  int queued = 0;
+  if (::ioctl(stream_.socket().native_handle(), SIOCOUTQ, &queued) == 0 && queued > 0) {
+    return static_cast<std::size_t>(queued);
+  }
+#endif
+  return 0;
+}
+
+void Exchange::close_for(CloseReason reason) {
+  keep_alive_ = false;
+  if (!closed_for_) closed_for_ = reason;
+}
+
+// ---- Server --------------------------------------------------------------------------------
+
+struct Server::ReadOutcome {
+  enum class Kind { request, refuse, stop };
+  Kind kind;
+  beast::error_code error;         // refuse: why the request could not be read
+  std::optional<CloseReason> cut;  // stop: the limit that ends the connection, if one did
+};
+
 Server::Server(asio::io_context& io, Handler& handler, ServerLimits limits,
                RefusalObserver on_refusal)
-    : io_(io), handler_(handler), limits_(limits), on_refusal_(std::move(on_refusal)),
-      acceptor_(io) {}
+    : Server(io, handler, limits, ServerObserver{std::move(on_refusal), {}, {}}) {}
+
+Server::Server(asio::io_context& io, Handler& handler, ServerLimits limits,
+               ServerObserver observer)
+    : io_(io),
+      handler_(handler),
+      limits_(limits),
+      observer_(std::move(observer)),
+      refusal_(connection_refusal()),
+      gate_(ConnectionGate::make(limits.max_connections)),
+      acceptor_(io),
+      spare_fd_(::open("/dev/null", O_RDONLY | O_CLOEXEC)) {}
+
+Server::~Server() {
+  if (spare_fd_ >= 0) ::close(spare_fd_);
+}
 
 asio::ip::tcp::endpoint Server::listen(const std::string& host, std::uint16_t port) {
   const asio::ip::tcp::endpoint endpoint{asio::ip::make_address(host), port};
@@ -127,6 +267,7 @@ asio::ip::tcp::endpoint Server::listen(const std::string& host, std::uint16_t po
   acceptor_.set_option(asio::socket_base::reuse_address(true));
   acceptor_.bind(endpoint);
   acceptor_.listen(asio::socket_base::max_listen_connections);
+  acceptor_.non_blocking(true);  // shed_connection() accepts without waiting
   asio::co_spawn(io_, accept_loop(), asio::detached);
   return acceptor_.local_endpoint();
 }
@@ -140,56 +281,140 @@ asio::awaitable<void> Server::accept_loop() {
   while (acceptor_.is_open()) {
     auto [ec, socket] = co_await acceptor_.async_accept(asio::make_strand(io_), kTuple);
     if (ec == asio::error::operation_aborted) co_return;
+    if (ec && is_out_of_descriptors(ec) && shed_connection()) continue;
     if (ec) {
-      // Out of file descriptors and the like: back off instead of spinning.
+      // Out of descriptors with no spare left, and the like: back off instead of spinning.
       spdlog::warn("accept failed: {}", ec.message());
       asio::steady_timer pause(io_, std::chrono::milliseconds(50));
       co_await pause.async_wait(kTuple);
       continue;
     }
     socket.set_option(asio::ip::tcp::no_delay(true), ec);
+    std::optional<ConnectionGate::Ticket> ticket = gate_->try_open();
+    if (!ticket) {
+      refuse_connection(std::move(socket));
+      continue;
+    }
     const auto executor = socket.get_executor();
-    asio::co_spawn(executor, serve_connection(std::move(socket)), asio::detached);
+    asio::co_spawn(executor, serve_connection(std::move(socket), std::move(*ticket)),
+                   asio::detached);
   }
 }
 
-asio::awaitable<void> Server::serve_connection(asio::ip::tcp::socket socket) {
+void Server::refuse_connection(asio::ip::tcp::socket socket) {
+  if (observer_.on_connection_refused) observer_.on_connection_refused();
+  spdlog::debug("connection refused: {} open (--max-connections)", gate_->open());
+  std::optional<ConnectionGate::Ticket> ticket;
+  if (write_now(socket, refusal_)) ticket = gate_->try_refuse();
+  beast::error_code ignored;
+  socket.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  if (!ticket) {
+    socket.close(ignored);
+    return;
+  }
+  const auto executor = socket.get_executor();
+  asio::co_spawn(executor, linger_and_close(std::move(socket), std::move(*ticket)),
+                 asio::detached);
+}
+
+bool Server::shed_connection() {
+  if (spare_fd_ < 0) spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);  // lost last time
+  if (spare_fd_ < 0) return false;
+  ::close(spare_fd_);
+  beast::error_code ec;
+  asio::ip::tcp::socket socket(io_);
+  acceptor_.accept(socket, ec);  // non-blocking: would_block when the client gave up already
+  if (!ec) {
+    if (observer_.on_connection_refused) observer_.on_connection_refused();
+    write_now(socket, refusal_);  // best effort: no descriptor to spare for lingering
+    socket.close(ec);
+  }
+  spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  return true;
+}
+
+void Server::report_close(CloseReason reason) const {
+  spdlog::debug("connection closed: {}", close_reason_name(reason));
+  if (observer_.on_close) observer_.on_close(reason);
+}
+
+asio::awaitable<Server::ReadOutcome> Server::read_request(
+    beast::tcp_stream& stream, beast::flat_buffer& buffer,
+    bhttp::request_parser<bhttp::string_body>& parser, bool first) {
+  using Kind = ReadOutcome::Kind;
+  // A new connection's header deadline runs from accept (set by the caller); a kept-alive one
+  // idles until the next request's first byte, and its header deadline runs from there.
+  if (buffer.size() == 0) {
+    if (!first) stream.expires_after(limits_.idle_timeout);
+    auto [ec, n] = co_await stream.async_read_some(buffer.prepare(kFirstRead), kTuple);
+    if (ec == beast::error::timeout) {
+      co_return ReadOutcome{Kind::stop, {},
+                            first ? CloseReason::header_timeout : CloseReason::idle_timeout};
+    }
+    if (ec) co_return ReadOutcome{Kind::stop, {}, std::nullopt};
+    buffer.commit(n);
+  }
+  if (!first) stream.expires_after(limits_.header_timeout);
+  auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, kTuple);
+  if (!ec && parser.content_length() && *parser.content_length() > limits_.max_body_bytes) {
+    ec = bhttp::error::body_limit;  // refuse before reading a byte of it
+  }
+  if (!ec) {
+    stream.expires_after(limits_.body_timeout);
+    std::tie(ec, n) = co_await bhttp::async_read(stream, buffer, parser, kTuple);
+    if (ec == beast::error::timeout) {
+      co_return ReadOutcome{Kind::stop, {}, CloseReason::body_timeout};
+    }
+  }
+  if (ec == beast::error::timeout) {
+    co_return ReadOutcome{Kind::stop, {}, CloseReason::header_timeout};
+  }
+  if (ec && is_disconnect(ec)) co_return ReadOutcome{Kind::stop, {}, std::nullopt};
+  if (ec) co_return ReadOutcome{Kind::refuse, ec, std::nullopt};
+  stream.expires_never();
+  co_return ReadOutcome{Kind::request, {}, std::nullopt};
+}
+
+asio::awaitable<void> Server::serve_connection(asio::ip::tcp::socket socket,
+                                               ConnectionGate::Ticket /*held until the end*/) {
   beast::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer;
+  std::optional<CloseReason> cut;
+  stream.expires_after(limits_.header_timeout);  // a new connection owes its first headers
   try {
-    while (true) {
+    for (bool first = true;; first = false) {
       bhttp::request_parser<bhttp::string_body> parser;
       parser.header_limit(limits_.max_header_bytes);
       parser.body_limit(limits_.max_body_bytes);
-      stream.expires_after(buffer.size() > 0 ? limits_.header_timeout : limits_.idle_timeout);
-      auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, kTuple);
-      if (ec && (is_disconnect(ec) || (buffer.size() == 0 && n == 0))) break;
-      if (!ec && parser.content_length() && *parser.content_length() > limits_.max_body_bytes) {
-        ec = bhttp::error::body_limit;  // refuse before reading a byte of it
+      const ReadOutcome read = co_await read_request(stream, buffer, parser, first);
+      if (read.kind == ReadOutcome::Kind::stop) {
+        cut = read.cut;
+        break;
       }
-      if (!ec) {
-        stream.expires_after(limits_.body_timeout);
-        std::tie(ec, n) = co_await bhttp::async_read(stream, buffer, parser, kTuple);
-        if (ec && is_disconnect(ec)) break;
-      }
-      if (ec) {
-        stream.expires_after(std::chrono::seconds(5));
-        Response refusal = read_error_response(ec, limits_);  // named: see GCC 12 note in api/
-        if (on_refusal_) on_refusal_(static_cast<int>(refusal.result_int()));
+      if (read.kind == ReadOutcome::Kind::refuse) {
+        stream.expires_after(kRefusalWrite);
+        Response refusal = read_error_response(read.error, limits_);  // named: GCC 12, see api/
+        if (observer_.on_refusal) observer_.on_refusal(static_cast<int>(refusal.result_int()));
         co_await bhttp::async_write(stream, refusal, kTuple);
         break;
       }
-      stream.expires_never();
       const Request request = parser.release();
-      Exchange exchange(stream, buffer, request);
+      Exchange exchange(stream, buffer, request, limits_.send_timeout);
       co_await handler_.handle(request, exchange);
+      cut = exchange.closed_for();
       if (!exchange.keep_alive()) break;
     }
   } catch (const std::exception& e) {
     spdlog::debug("connection ended: {}", e.what());
   }
+  if (cut) report_close(*cut);
   beast::error_code ignored;
-  stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  if (cut == CloseReason::send_timeout || cut == CloseReason::slow_reader) {
+    // Drop what the client never took instead of leaving it to the kernel to deliver.
+    stream.socket().set_option(asio::socket_base::linger(true, 0), ignored);
+  } else {
+    stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  }
   stream.socket().close(ignored);
 }
 

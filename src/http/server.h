@@ -1,6 +1,13 @@
 // The HTTP/1.1 server: accepts connections, reads requests within limits, and hands each one to
 // a Handler together with an Exchange through which the handler answers, whole or streamed.
 //
+// Limits against hostile clients (ServerLimits): a new connection must deliver its first
+// request's headers within the header timeout; a kept-alive one may then idle for the idle
+// timeout, and once its next request's first byte arrives, the header timeout starts again;
+// a body must arrive within the body timeout. Each of these closes the connection without an
+// answer (like nginx and Go's net/http). Past max_connections, a new connection is answered 503
+// at once and closed, without reading its request.
+//
 // Threading: every connection runs as one coroutine on its own strand of the io_context, so a
 // handler never runs concurrently with itself for one connection; handlers for different
 // connections may run in parallel when the io_context has several threads.
@@ -9,15 +16,21 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/message.hpp>
+#include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+
+#include "http/connection_gate.h"
 
 namespace llmq::http {
 
@@ -31,10 +44,27 @@ using Response = bhttp::response<bhttp::string_body>;
 struct ServerLimits {
   std::uint64_t max_body_bytes = 1 << 20;           // larger bodies: 413
   std::uint32_t max_header_bytes = 16 << 10;        // larger headers: 431
-  std::chrono::milliseconds header_timeout{10000};  // a request's headers must arrive in this
-  std::chrono::milliseconds body_timeout{30000};    // and its body in this
+  std::chrono::milliseconds header_timeout{10000};  // a request's headers must arrive in this,
+                                                    // from accept (a new connection) or from
+                                                    // the first byte (a kept-alive one)
+  std::chrono::milliseconds body_timeout{30000};    // and its body in this, after the headers
   std::chrono::milliseconds idle_timeout{60000};    // a keep-alive connection may idle this long
+  std::chrono::milliseconds send_timeout{60000};    // one write may wait this long for the client
+  std::size_t max_connections = 1024;               // past it: 503 and close, before reading
 };
+
+// Why the server closed a connection on its own (the reason of llmq_connections_closed_total).
+enum class CloseReason {
+  header_timeout,  // the request's headers were not all there in time
+  body_timeout,    // its body was not
+  idle_timeout,    // a kept-alive connection sent no new request in time
+  send_timeout,    // the client took nothing of a write in time
+  slow_reader,     // the client reads its stream too slowly: its unsent bytes passed the bound
+};
+inline constexpr CloseReason kCloseReasons[] = {
+    CloseReason::header_timeout, CloseReason::body_timeout, CloseReason::idle_timeout,
+    CloseReason::send_timeout, CloseReason::slow_reader};
+const char* close_reason_name(CloseReason reason);
 
 // A JSON response with the given status, body and keep-alive flag.
 Response json_response(bhttp::status status, std::string body, bool keep_alive);
@@ -43,13 +73,14 @@ Response json_response(bhttp::status status, std::string body, bool keep_alive);
 // close_stream(). Lives as long as the handler's call.
 class Exchange {
  public:
-  Exchange(beast::tcp_stream& stream, beast::flat_buffer& buffer, const Request& request);
+  Exchange(beast::tcp_stream& stream, beast::flat_buffer& buffer, const Request& request,
+           std::chrono::milliseconds send_timeout = std::chrono::seconds(60));
 
   asio::awaitable<void> reply(Response response);
 
   // Starts a chunked response; the connection closes after the stream ends.
   asio::awaitable<bool> open_stream(bhttp::status status, std::string_view content_type);
-  // False once the client can no longer be written to.
+  // False once the client can no longer be written to, or took nothing for the send timeout.
   asio::awaitable<bool> write_chunk(std::string_view data);
   asio::awaitable<void> close_stream();
 
@@ -63,12 +94,23 @@ class Exchange {
   // The status sent with reply() or open_stream(); 0 while nothing was sent.
   int status() const { return status_; }
 
+  // Bytes written to the connection that the client's TCP stack has not acknowledged yet (the
+  // kernel's send queue); 0 where the platform cannot tell.
+  std::size_t unsent_bytes() const;
+  // Closes the connection after this exchange, for `reason`, which the server counts; any
+  // unsent bytes are dropped (reset) rather than left for the kernel to deliver.
+  void close_for(CloseReason reason);
+  const std::optional<CloseReason>& closed_for() const { return closed_for_; }
+
  private:
   beast::tcp_stream& stream_;   // the connection
   beast::flat_buffer& buffer_;  // bytes read past the current request (pipelining)
+  const std::chrono::milliseconds send_timeout_;  // see ServerLimits
+  asio::steady_timer send_timer_;                 // bounds each stream write by send_timeout_
   bool keep_alive_;             // whether the connection stays open after this exchange
   bool client_left_ = false;    // set by client_gone()
   int status_ = 0;              // what was answered, for the caller's accounting
+  std::optional<CloseReason> closed_for_;  // set when a limit ends the connection
 };
 
 class Handler {
@@ -81,25 +123,53 @@ class Handler {
 // 400, 413, 431), since those never reach the Handler. Called on the connection's strand.
 using RefusalObserver = std::function<void(int status)>;
 
+// What the server tells its owner about connections, for the metrics. Each may be empty; each
+// may be called from any of the io_context's threads.
+struct ServerObserver {
+  RefusalObserver on_refusal;                 // a request refused by the server itself
+  std::function<void()> on_connection_refused;  // past max_connections: 503 (or a bare close)
+  std::function<void(CloseReason)> on_close;    // a connection closed by a limit
+};
+
 class Server {
  public:
   Server(asio::io_context& io, Handler& handler, ServerLimits limits,
          RefusalObserver on_refusal = {});
+  Server(asio::io_context& io, Handler& handler, ServerLimits limits, ServerObserver observer);
+  ~Server();
 
   // Binds and starts accepting; returns the bound endpoint. Throws on failure to bind.
   asio::ip::tcp::endpoint listen(const std::string& host, std::uint16_t port);
   // Stops accepting new connections.
   void stop();
 
+  // Connections being served now (refused ones not included). Any thread.
+  std::size_t open_connections() const { return gate_->open(); }
+
  private:
+  struct ReadOutcome;
+
   asio::awaitable<void> accept_loop();
-  asio::awaitable<void> serve_connection(asio::ip::tcp::socket socket);
+  asio::awaitable<void> serve_connection(asio::ip::tcp::socket socket,
+                                         ConnectionGate::Ticket ticket);
+  asio::awaitable<ReadOutcome> read_request(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                                            bhttp::request_parser<bhttp::string_body>& parser,
+                                            bool first);
+  // Past max_connections: a 503 written at once, then a short lingering close.
+  void refuse_connection(asio::ip::tcp::socket socket);
+  // Out of file descriptors: frees the spare one to accept and refuse a waiting connection,
+  // with the 503 if it can be written at once, else a bare close. False without a spare.
+  bool shed_connection();
+  void report_close(CloseReason reason) const;
 
   asio::io_context& io_;
   Handler& handler_;
   const ServerLimits limits_;
-  const RefusalObserver on_refusal_;  // may be empty
+  const ServerObserver observer_;
+  const std::string refusal_;                   // the 503 of a connection past the limit
+  const std::shared_ptr<ConnectionGate> gate_;  // open connections vs max_connections
   asio::ip::tcp::acceptor acceptor_;
+  int spare_fd_ = -1;  // held back so that a connection can be refused when none is left
 };
 
 }  // namespace llmq::http

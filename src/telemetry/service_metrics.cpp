@@ -34,7 +34,11 @@ std::vector<double> queue_wait_buckets() {
 const char* const kMainReasons[] = {"queue_full", "too_large",     "headers_too_large",
                                     "invalid",    "unsupported_media_type", "not_ready",
                                     "shutting_down", "not_found", "deadline",
-                                    "rate_limited", "unauthorized"};
+                                    "rate_limited", "unauthorized", "too_many_connections"};
+
+// The reasons of llmq_connections_closed_total (http::CloseReason), exposed at 0 likewise.
+const char* const kCloseReasons[] = {"header_timeout", "body_timeout", "idle_timeout",
+                                     "send_timeout", "slow_reader"};
 
 }  // namespace
 
@@ -44,6 +48,10 @@ ServiceMetrics::ServiceMetrics(ServiceMetricsOptions options)
                                   {"route", "code"})),
       rejected_(registry_.counter("llmq_requests_rejected_total",
                                   "Requests refused, or jobs ended early, by reason.", {"reason"})),
+      connections_closed_(registry_.counter(
+          "llmq_connections_closed_total",
+          "Connections the server closed on a limit: a timeout or a client reading too slowly.",
+          {"reason"})),
       queue_wait_(registry_
                       .histogram("llmq_queue_wait_seconds",
                                  "Time a job waited in LLM_INFERENCE until a worker took it.",
@@ -77,6 +85,7 @@ ServiceMetrics::ServiceMetrics(ServiceMetricsOptions options)
       generated_tokens_(registry_.counter("llmq_generated_tokens_total", "Tokens generated.",
                                           {"model"})) {
   for (const char* reason : kMainReasons) rejected_.with({reason});
+  for (const char* reason : kCloseReasons) connections_closed_.with({reason});
   registry_.gauge("llmq_build_info", "Always 1; the version as a label.", {"version"})
       .with({LLMQ_VERSION})
       .set(1);
@@ -93,6 +102,18 @@ void ServiceMetrics::watch_slots(std::function<double()> busy, std::function<dou
   registry_.callback_gauge("llmq_slots_busy", "Worker slots holding a job.", std::move(busy));
   registry_.callback_gauge("llmq_slots_total", "Worker slots (0 before the model loads).",
                            std::move(total));
+}
+
+void ServiceMetrics::watch_connections(std::function<double()> open, double max) {
+  registry_.callback_gauge("llmq_connections_open", "HTTP connections being served.",
+                           std::move(open));
+  registry_.gauge("llmq_connections_max", "Most HTTP connections served at once (past it: 503).")
+      .with({})
+      .set(max);
+}
+
+void ServiceMetrics::count_connection_closed(const std::string& reason) {
+  connections_closed_.with({reason}).inc();
 }
 
 void ServiceMetrics::count_response(const std::string& route, int status) {

@@ -45,11 +45,15 @@ class ServiceMetrics {
   // Callback gauges on the queue and the worker, registered by whoever owns them.
   void watch_queue(std::function<double()> depth);
   void watch_slots(std::function<double()> busy, std::function<double()> total);
+  // The HTTP server's open connections, and the most it accepts (--max-connections).
+  void watch_connections(std::function<double()> open, double max);
 
   // One HTTP response. `route` is a known route path or "other".
   void count_response(const std::string& route, int status);
   // A refused request or a job that ended early; reasons are listed in observability.md.
   void count_rejection(const std::string& reason);
+  // A connection the server closed on a limit (a timeout, a slow reader); see observability.md.
+  void count_connection_closed(const std::string& reason);
   Histogram& queue_wait() { return queue_wait_; }
   Counter& job_retries() { return job_retries_; }
   Counter& dead_lettered() { return dead_lettered_; }
@@ -65,6 +69,7 @@ class ServiceMetrics {
   const ServiceMetricsOptions options_;
   Family<Counter>& requests_;
   Family<Counter>& rejected_;
+  Family<Counter>& connections_closed_;
   Histogram& queue_wait_;
   Counter& job_retries_;
   Counter& dead_lettered_;

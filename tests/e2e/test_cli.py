@@ -29,6 +29,12 @@ FLAG_DEFAULTS = {
     "--default-max-tokens": ["256"],
     "--max-body-bytes": ["1048576", "1 MiB", "1MiB"],
     "--max-header-bytes": ["16384", "16 KiB", "16KiB"],
+    "--header-timeout-ms": ["10000"],
+    "--body-timeout-ms": ["30000"],
+    "--idle-timeout-ms": ["60000"],
+    "--send-timeout-ms": ["60000"],
+    "--max-connections": ["1024"],
+    "--max-stream-buffer-bytes": ["1048576", "1 MiB", "1MiB"],
 }
 
 

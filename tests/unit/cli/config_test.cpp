@@ -141,6 +141,37 @@ TEST(Config, EachFlagReadsItsEnvironmentVariable) {
   EXPECT_EQ(c.log_level, "warn");
 }
 
+TEST(Config, ConnectionLimitsHaveDefaultsFlagsAndRanges) {
+  const ServeConfig d = serve({"serve"});
+  EXPECT_EQ(d.header_timeout_ms, 10000);
+  EXPECT_EQ(d.body_timeout_ms, 30000);
+  EXPECT_EQ(d.idle_timeout_ms, 60000);
+  EXPECT_EQ(d.send_timeout_ms, 60000);
+  EXPECT_EQ(d.max_connections, 1024);
+  EXPECT_EQ(d.max_stream_buffer_bytes, 1 << 20);
+  const ServeConfig c = serve({"serve", "--header-timeout-ms", "500", "--body-timeout-ms", "600",
+                               "--idle-timeout-ms", "700", "--max-connections", "5000"},
+                              {{"LLMQ_SEND_TIMEOUT_MS", "800"},
+                               {"LLMQ_MAX_STREAM_BUFFER_BYTES", "65536"}});
+  EXPECT_EQ(c.header_timeout_ms, 500);
+  EXPECT_EQ(c.body_timeout_ms, 600);
+  EXPECT_EQ(c.idle_timeout_ms, 700);
+  EXPECT_EQ(c.send_timeout_ms, 800);
+  EXPECT_EQ(c.max_connections, 5000);
+  EXPECT_EQ(c.max_stream_buffer_bytes, 65536);
+  EXPECT_NE(usage_error({"serve", "--max-connections", "0"}).find("--max-connections"),
+            std::string::npos);
+  EXPECT_NE(usage_error({"serve", "--idle-timeout-ms", "0"}).find("--idle-timeout-ms"),
+            std::string::npos);
+  EXPECT_NE(usage_error({"serve", "--max-stream-buffer-bytes", "100"})
+                .find("--max-stream-buffer-bytes must be between 4096"),
+            std::string::npos);
+  const std::string line = describe(d);
+  for (const char* key : {"header_timeout_ms=10000", "max_connections=1024",
+                          "max_stream_buffer_bytes=1048576"})
+    EXPECT_NE(line.find(key), std::string::npos) << key;
+}
+
 TEST(Config, FlagBeatsEnvironment) {
   EXPECT_EQ(serve({"serve", "--ctx-size", "512"}, {{"LLMQ_CTX_SIZE", "1024"}}).ctx_size, 512);
 }

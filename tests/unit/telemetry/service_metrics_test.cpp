@@ -83,6 +83,27 @@ TEST(ServiceMetrics, CountsResponsesAndRejections) {
   EXPECT_EQ(sample(text, "llmq_requests_rejected_total{reason=\"headers_too_large\"}"), 1);
 }
 
+TEST(ServiceMetrics, ConnectionsOpenMaxAndClosedByReason) {
+  ServiceMetrics m;
+  m.watch_connections([] { return 7.0; }, 1024);
+  m.count_connection_closed("slow_reader");
+  m.count_rejection("too_many_connections");
+  const std::string text = m.expose();
+  EXPECT_NE(text.find("# TYPE llmq_connections_open gauge\n"), std::string::npos);
+  EXPECT_NE(text.find("# TYPE llmq_connections_max gauge\n"), std::string::npos);
+  EXPECT_NE(text.find("# TYPE llmq_connections_closed_total counter\n"), std::string::npos);
+  EXPECT_EQ(sample(text, "llmq_connections_open"), 7);
+  EXPECT_EQ(sample(text, "llmq_connections_max"), 1024);
+  EXPECT_EQ(sample(text, "llmq_connections_closed_total{reason=\"slow_reader\"}"), 1);
+  EXPECT_EQ(sample(text, "llmq_requests_rejected_total{reason=\"too_many_connections\"}"), 1);
+  // Every reason the HTTP server reports is there from the start, at 0.
+  for (const char* reason : {"header_timeout", "body_timeout", "idle_timeout", "send_timeout"}) {
+    EXPECT_EQ(sample(text, std::string("llmq_connections_closed_total{reason=\"") + reason + "\"}"),
+              0)
+        << reason;
+  }
+}
+
 class EndSink final : public JobSink {
  public:
   void on_event(JobEvent event) override {
