@@ -11,49 +11,15 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/chunk_encode.hpp>
 #include <boost/beast/http/empty_body.hpp>
-#include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
-
-#include "http/api_error.h"
 
 namespace llmq::http {
 namespace {
 
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
-// The answer for a request that could not be read: status and a contract-shaped error body.
-Response read_error_response(const beast::error_code& ec, const ServerLimits& limits) {
-  ApiError err;
-  if (ec == bhttp::error::header_limit) {
-    err = {431, "headers_too_large",
-           "request headers exceed " + std::to_string(limits.max_header_bytes) + " bytes", {}};
-  } else if (ec == bhttp::error::body_limit) {
-    err = {413, "body_too_large",
-           "request body exceeds " + std::to_string(limits.max_body_bytes) + " bytes", {}};
-  } else {
-    err = {400, "bad_http", "malformed HTTP request: " + ec.message(), {}};
-  }
-  return json_response(static_cast<bhttp::status>(err.status), err.to_json(), false);
-}
-
-bool is_disconnect(const beast::error_code& ec) {
-  return ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
-         ec == asio::error::connection_reset || ec == beast::error::timeout ||
-         ec == asio::error::operation_aborted || ec == asio::error::broken_pipe;
-}
-
 }  // namespace
-
-Response json_response(bhttp::status status, std::string body, bool keep_alive) {
-  Response res{status, 11};
-  res.set(bhttp::field::content_type, "application/json");
-  res.set(bhttp::field::server, "llmq");
-  res.keep_alive(keep_alive);
-  res.body() = std::move(body);
-  res.prepare_payload();
-  return res;
-}
 
 Exchange::Exchange(beast::tcp_stream& stream, beast::flat_buffer& buffer, const Request& request)
     : stream_(stream), buffer_(buffer), keep_alive_(request.keep_alive()) {}
@@ -155,18 +121,15 @@ asio::awaitable<void> Server::accept_loop() {
 
 asio::awaitable<void> Server::serve_connection(asio::ip::tcp::socket socket) {
   beast::tcp_stream stream(std::move(socket));
-  beast::flat_buffer buffer;
+  beast::flat_buffer buffer = read_buffer(limits_);
   try {
     while (true) {
-      bhttp::request_parser<bhttp::string_body> parser;
-      parser.header_limit(limits_.max_header_bytes);
-      parser.body_limit(limits_.max_body_bytes);
+      RequestParser parser;
+      apply_limits(parser, limits_);
       stream.expires_after(buffer.size() > 0 ? limits_.header_timeout : limits_.idle_timeout);
       auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, kTuple);
       if (ec && (is_disconnect(ec) || (buffer.size() == 0 && n == 0))) break;
-      if (!ec && parser.content_length() && *parser.content_length() > limits_.max_body_bytes) {
-        ec = bhttp::error::body_limit;  // refuse before reading a byte of it
-      }
+      if (!ec) ec = check_header(parser, n, limits_);
       if (!ec) {
         stream.expires_after(limits_.body_timeout);
         std::tie(ec, n) = co_await bhttp::async_read(stream, buffer, parser, kTuple);
