@@ -24,10 +24,13 @@ void apply_limits(RequestParser& parser, const ServerLimits& limits) {
   parser.body_limit(limits.max_body_bytes);
 }
 
-beast::flat_buffer read_buffer(const ServerLimits& /*limits*/) { return beast::flat_buffer{}; }
+beast::flat_buffer read_buffer(const ServerLimits& limits) {
+  return beast::flat_buffer(limits.max_header_bytes);
+}
 
-beast::error_code check_header(const RequestParser& parser, std::size_t /*header_bytes*/,
+beast::error_code check_header(const RequestParser& parser, std::size_t header_bytes,
                                const ServerLimits& limits) {
+  if (header_bytes > limits.max_header_bytes) return bhttp::error::header_limit;
   if (parser.content_length() && *parser.content_length() > limits.max_body_bytes) {
     return bhttp::error::body_limit;
   }
@@ -48,6 +51,11 @@ Response read_error_response(const beast::error_code& ec, const ServerLimits& li
   } else if (ec == bhttp::error::body_limit) {
     err = {413, "body_too_large",
            "request body exceeds " + std::to_string(limits.max_body_bytes) + " bytes", {}};
+  } else if (ec == bhttp::error::buffer_overflow) {
+    err = {400, "bad_http",
+           "malformed HTTP request: a chunk-size line or trailer exceeds " +
+               std::to_string(limits.max_header_bytes) + " bytes",
+           {}};
   } else {
     err = {400, "bad_http", "malformed HTTP request: " + ec.message(), {}};
   }

@@ -37,11 +37,16 @@ Response json_response(bhttp::status status, std::string body, bool keep_alive);
 // Applies the header and body limits to a parser that has not read anything yet.
 void apply_limits(RequestParser& parser, const ServerLimits& limits);
 
-// The buffer a connection reads into; bytes the parser has not consumed wait there.
+// The buffer a connection reads into, where bytes the parser has not consumed wait. Capped at
+// the header limit: Beast bounds the header but neither a chunk-size line nor the trailer of a
+// chunked body, which would otherwise grow the buffer for as long as the body timeout allows.
+// A parse that needs more than the cap fails with buffer_overflow.
 beast::flat_buffer read_buffer(const ServerLimits& limits);
 
-// Called once the header is read (`header_bytes` of it): body_limit when the declared
-// Content-Length is over the limit (refused before a byte of the body is read), else no error.
+// Called once the header is read (`header_bytes` of it): header_limit when the header as a
+// whole is over the limit (Beast applies its limit to the request line and to the fields
+// separately), body_limit when the declared Content-Length is over the limit (refused before a
+// byte of the body is read), else no error.
 beast::error_code check_header(const RequestParser& parser, std::size_t header_bytes,
                                const ServerLimits& limits);
 
@@ -49,7 +54,8 @@ beast::error_code check_header(const RequestParser& parser, std::size_t header_b
 bool is_disconnect(const beast::error_code& ec);
 
 // The answer for a request that could not be read: 431 headers_too_large, 413 body_too_large,
-// else 400 bad_http, each with the contract's JSON error body; the connection closes after it.
+// else 400 bad_http (a chunk-size line or trailer over the buffer's cap among them), each with
+// the contract's JSON error body; the connection closes after it.
 Response read_error_response(const beast::error_code& ec, const ServerLimits& limits);
 
 }  // namespace llmq::http

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -62,15 +64,20 @@ asio::awaitable<void> Exchange::close_stream() {
 }
 
 asio::awaitable<void> Exchange::client_gone() {
-  auto [ec, n] = co_await stream_.socket().async_read_some(buffer_.prepare(4096), kTuple);
-  if (ec == asio::error::operation_aborted) co_return;  // the race was won by the other side
-  if (ec) {
-    client_left_ = true;
-    co_return;
+  // The buffer is capped (read_buffer): when pipelined bytes already fill it, there is no room
+  // to watch with, and watching would stop at the first byte anyway.
+  const std::size_t room = std::min<std::size_t>(4096, buffer_.max_size() - buffer_.size());
+  if (room > 0) {
+    auto [ec, n] = co_await stream_.socket().async_read_some(buffer_.prepare(room), kTuple);
+    if (ec == asio::error::operation_aborted) co_return;  // the race was won by the other side
+    if (ec) {
+      client_left_ = true;
+      co_return;
+    }
+    // The client sent more (a pipelined request): keep the bytes for the next read and stop
+    // watching, since reading further would consume requests.
+    buffer_.commit(n);
   }
-  // The client sent more (a pipelined request): keep the bytes for the next read and stop
-  // watching, since reading further would consume requests.
-  buffer_.commit(n);
   asio::steady_timer forever(co_await asio::this_coro::executor,
                              asio::steady_timer::time_point::max());
   co_await forever.async_wait(kTuple);
