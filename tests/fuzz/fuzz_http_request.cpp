@@ -15,10 +15,12 @@
 //    the connection ends in a refusal.
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/read.hpp>
+#include <charconv>
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -83,7 +85,11 @@ Outcome read_connection(std::string_view bytes, std::size_t chunk, const ServerL
     const llmq::http::Request req = parser.release();
     FUZZ_CHECK(req.body().size() <= limits.max_body_bytes);
     if (const auto length = req.find(bhttp::field::content_length); length != req.end()) {
-      FUZZ_CHECK(std::to_string(req.body().size()) == length->value());
+      const std::string_view text = length->value();  // digits only, maybe with leading zeros
+      std::uint64_t declared = 0;
+      const auto [end, err] = std::from_chars(text.data(), text.data() + text.size(), declared);
+      FUZZ_CHECK(err == std::errc{} && end == text.data() + text.size());
+      FUZZ_CHECK(declared == req.body().size());
     }
     out.requests.push_back(describe(req));
     if (!req.keep_alive()) break;
