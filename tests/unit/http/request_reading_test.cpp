@@ -104,6 +104,14 @@ TEST(RequestReading, ChunkedBodyWithSmallTrailerIsRead) {
   EXPECT_EQ(std::get<Request>(read.result).body(), "{}");
 }
 
+// Regression from fuzz_http_request: Beast 1.81 asserts on the last chunk of an empty chunked
+// body arriving in pieces, which aborted Debug and ASan builds (util/boost_assert.cpp).
+TEST(RequestReading, EmptyChunkedBodyReadByteByByte) {
+  const Read read = read_one(chunked_post("0\r\n\r\n"), 1);
+  ASSERT_TRUE(std::holds_alternative<Request>(read.result));
+  EXPECT_EQ(std::get<Request>(read.result).body(), "");
+}
+
 TEST(RequestReading, BodyOverTheLimitIs413AndAtTheLimitIsRead) {
   const auto post = [](std::size_t n) {
     return "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(n) + "\r\n\r\n" +
