@@ -44,7 +44,9 @@ struct Outcome {
 std::string describe(const llmq::http::Request& req) {
   std::string out(req.method_string());
   out.append(" ").append(req.target()).append("\n");
-  for (const auto& field : req) out.append(field.name_string()).append(": ").append(field.value()).append("\n");
+  for (const auto& field : req) {
+    out.append(field.name_string()).append(": ").append(field.value()).append("\n");
+  }
   return out.append("\n").append(req.body());
 }
 

@@ -5,12 +5,13 @@
 //  - nothing throws or crashes, whatever the bytes;
 //  - a refusal is 400 (404 only for an unknown model) with a known code; a refusal of a field's
 //    type or range names the field; its JSON body is valid and carries the same code and field;
-//  - a refusal as "not valid JSON" agrees with nlohmann::json::accept, and so does an accepted body;
+//  - a refusal as "not valid JSON" agrees with nlohmann::json::accept, as does an accepted body;
 //  - an accepted request has every field in its documented range, and written back as JSON it
 //    parses to the same request;
 //  - the model half accepts only a prompt of 1 .. ctx-1 tokens and max_tokens <= ctx.
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -39,7 +40,9 @@ json to_body(const ParsedRequest& r) {
   if (r.prompt) body["prompt"] = *r.prompt;
   if (r.messages) {
     body["messages"] = json::array();
-    for (const auto& m : *r.messages) body["messages"].push_back({{"role", m.role}, {"content", m.content}});
+    for (const auto& m : *r.messages) {
+      body["messages"].push_back({{"role", m.role}, {"content", m.content}});
+    }
   }
   if (r.model) body["model"] = *r.model;
   body["max_tokens"] = r.max_tokens;
@@ -93,7 +96,8 @@ void check_ranges(const ParsedRequest& r) {
   if (r.sampling.top_k) FUZZ_CHECK(*r.sampling.top_k >= 0 && *r.sampling.top_k <= 1'000'000);
   FUZZ_CHECK(r.stop.size() <= 4);
   for (const auto& s : r.stop) FUZZ_CHECK(!s.empty());
-  if (r.timeout_ms) FUZZ_CHECK(*r.timeout_ms >= 1 && *r.timeout_ms <= llmq::ParseLimits{}.max_timeout_ms);
+  const std::int64_t max_timeout_ms = llmq::ParseLimits{}.max_timeout_ms;
+  if (r.timeout_ms) FUZZ_CHECK(*r.timeout_ms >= 1 && *r.timeout_ms <= max_timeout_ms);
 }
 
 void check_round_trip(const ParsedRequest& r) {
@@ -109,7 +113,8 @@ void check_model_half(ParsedRequest r) {
   const llmq::PromptResult result = llmq::validate_for_model(std::move(r), model);
   if (const auto* err = std::get_if<ApiError>(&result)) {
     FUZZ_CHECK(err->status == 400 || (err->status == 404 && err->code == "model_not_found"));
-    FUZZ_CHECK(one_of(err->code, {"model_not_found", "out_of_range", "context_exceeded", "unsupported"}));
+    FUZZ_CHECK(one_of(err->code,
+                      {"model_not_found", "out_of_range", "context_exceeded", "unsupported"}));
     FUZZ_CHECK(err->field.has_value());
     check_error_body(*err);
     return;
