@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything llmq needs on a fresh Debian 12 machine, then builds it:
-#   1. Debian packages (compiler, CMake, Boost, JSON/CLI/TOML/log libraries, GoogleTest)
+#   1. Debian packages (compiler, CMake, Boost, JSON/CLI/TOML/log libraries, GoogleTest);
+#      clang and libFuzzer only when fuzzing (scripts/fuzz.sh installs them), to keep this fast
 #   2. llama.cpp, built once into the cache (scripts/llama.sh)
 #   3. the models, fetched once into the cache (scripts/models.sh)
 #   4. llmq itself, with the CMake preset $LLMQ_PRESET (default: release)
@@ -17,20 +18,12 @@ declare -A TOOL_PACKAGE=([g++]=g++ [cmake]=cmake [ninja]=ninja-build [git]=git [
 LIB_PACKAGES=(libboost1.81-dev nlohmann-json3-dev libcli11-dev libtomlplusplus-dev libspdlog-dev
               libgtest-dev libcurl4-openssl-dev prometheus)
 
-missing=()
+needed=("${LIB_PACKAGES[@]}")
 for tool in "${!TOOL_PACKAGE[@]}"; do
-  command -v "$tool" >/dev/null || missing+=("${TOOL_PACKAGE[$tool]}")
+  command -v "$tool" >/dev/null || needed+=("${TOOL_PACKAGE[$tool]}")
 done
-python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
-for p in "${LIB_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  log "installing Debian packages: ${missing[*]}"
-  sudo=""; [[ $(id -u) -eq 0 ]] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+python3 -c 'import venv, ensurepip' 2>/dev/null || needed+=(python3-venv)
+install_debian_packages "${needed[@]}"
 
 prefix=$(bash "$here/llama.sh" | tail -n 1)
 bash "$here/models.sh" >/dev/null

@@ -4,7 +4,9 @@
 #   end-to-end tests (pytest) against the real binary and the real model
 #   unit and end-to-end tests under ASan+UBSan, and the unit tests under TSan
 #   the Elasticsearch shipping tests against a real local node (scripts/elasticsearch.sh)
-# Set LLMQ_SKIP_SANITIZERS=1 to skip the sanitizer builds locally, LLMQ_SKIP_ELASTIC=1 the node.
+#   the libFuzzer targets, $LLMQ_FUZZ_SECONDS (60) each (scripts/fuzz.sh)
+# Set LLMQ_SKIP_SANITIZERS=1 to skip the sanitizer builds locally, LLMQ_SKIP_ELASTIC=1 the node,
+# LLMQ_SKIP_FUZZ=1 the fuzzing.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -61,4 +63,9 @@ if [[ "${LLMQ_SKIP_SANITIZERS:-0}" != 1 ]]; then
   log "end-to-end tests against the ASan+UBSan server"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     LLMQ_BIN="$root/build/asan/llmq" "$venv/bin/pytest" -q "$root/tests/e2e"
+fi
+
+# The fuzz targets (tests/fuzz/) for a bounded time each, from their seed corpus.
+if [[ "${LLMQ_SKIP_FUZZ:-0}" != 1 ]]; then
+  bash "$here/fuzz.sh" "${LLMQ_FUZZ_SECONDS:-60}"
 fi

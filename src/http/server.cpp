@@ -2,9 +2,12 @@
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
+
+#include "http/api_error.h"
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -15,7 +18,6 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/chunk_encode.hpp>
 #include <boost/beast/http/empty_body.hpp>
-#include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 #include <cerrno>
@@ -26,8 +28,6 @@
 #if defined(__linux__)
 #include <linux/sockios.h>
 #endif
-
-#include "http/api_error.h"
 
 namespace llmq::http {
 namespace {
@@ -41,27 +41,6 @@ constexpr std::size_t kFirstRead = 1024;
 constexpr auto kRefusalLinger = std::chrono::seconds(1);
 // Writing the answer to a request the server could not read.
 constexpr auto kRefusalWrite = std::chrono::seconds(5);
-
-// The answer for a request that could not be read: status and a contract-shaped error body.
-Response read_error_response(const beast::error_code& ec, const ServerLimits& limits) {
-  ApiError err;
-  if (ec == bhttp::error::header_limit) {
-    err = {431, "headers_too_large",
-           "request headers exceed " + std::to_string(limits.max_header_bytes) + " bytes", {}};
-  } else if (ec == bhttp::error::body_limit) {
-    err = {413, "body_too_large",
-           "request body exceeds " + std::to_string(limits.max_body_bytes) + " bytes", {}};
-  } else {
-    err = {400, "bad_http", "malformed HTTP request: " + ec.message(), {}};
-  }
-  return json_response(static_cast<bhttp::status>(err.status), err.to_json(), false);
-}
-
-bool is_disconnect(const beast::error_code& ec) {
-  return ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
-         ec == asio::error::connection_reset || ec == beast::error::timeout ||
-         ec == asio::error::operation_aborted || ec == asio::error::broken_pipe;
-}
 
 bool is_out_of_descriptors(const beast::error_code& ec) {
   return ec.category() == boost::system::system_category() &&
@@ -133,16 +112,6 @@ const char* close_reason_name(CloseReason reason) {
   return "unknown";
 }
 
-Response json_response(bhttp::status status, std::string body, bool keep_alive) {
-  Response res{status, 11};
-  res.set(bhttp::field::content_type, "application/json");
-  res.set(bhttp::field::server, "llmq");
-  res.keep_alive(keep_alive);
-  res.body() = std::move(body);
-  res.prepare_payload();
-  return res;
-}
-
 // ---- Exchange ------------------------------------------------------------------------------
 
 Exchange::Exchange(beast::tcp_stream& stream, beast::flat_buffer& buffer, const Request& request,
@@ -198,15 +167,20 @@ asio::awaitable<void> Exchange::close_stream() {
 }
 
 asio::awaitable<void> Exchange::client_gone() {
-  auto [ec, n] = co_await stream_.socket().async_read_some(buffer_.prepare(4096), kTuple);
-  if (ec == asio::error::operation_aborted) co_return;  // the race was won by the other side
-  if (ec) {
-    client_left_ = true;
-    co_return;
+  // The buffer is capped (read_buffer): when pipelined bytes already fill it, there is no room
+  // to watch with, and watching would stop at the first byte anyway.
+  const std::size_t room = std::min<std::size_t>(4096, buffer_.max_size() - buffer_.size());
+  if (room > 0) {
+    auto [ec, n] = co_await stream_.socket().async_read_some(buffer_.prepare(room), kTuple);
+    if (ec == asio::error::operation_aborted) co_return;  // the race was won by the other side
+    if (ec) {
+      client_left_ = true;
+      co_return;
+    }
+    // The client sent more (a pipelined request): keep the bytes for the next read and stop
+    // watching, since reading further would consume requests.
+    buffer_.commit(n);
   }
-  // The client sent more (a pipelined request): keep the bytes for the next read and stop
-  // watching, since reading further would consume requests.
-  buffer_.commit(n);
   asio::steady_timer forever(co_await asio::this_coro::executor,
                              asio::steady_timer::time_point::max());
   co_await forever.async_wait(kTuple);
@@ -356,9 +330,7 @@ asio::awaitable<Server::ReadOutcome> Server::read_request(
   }
   if (!first) stream.expires_after(limits_.header_timeout);
   auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, kTuple);
-  if (!ec && parser.content_length() && *parser.content_length() > limits_.max_body_bytes) {
-    ec = bhttp::error::body_limit;  // refuse before reading a byte of it
-  }
+  if (!ec) ec = check_header(parser, n, limits_);  // the whole header; a body refused unread
   if (!ec) {
     stream.expires_after(limits_.body_timeout);
     std::tie(ec, n) = co_await bhttp::async_read(stream, buffer, parser, kTuple);
@@ -378,14 +350,13 @@ asio::awaitable<Server::ReadOutcome> Server::read_request(
 asio::awaitable<void> Server::serve_connection(asio::ip::tcp::socket socket,
                                                ConnectionGate::Ticket /*held until the end*/) {
   beast::tcp_stream stream(std::move(socket));
-  beast::flat_buffer buffer;
+  beast::flat_buffer buffer = read_buffer(limits_);
   std::optional<CloseReason> cut;
   stream.expires_after(limits_.header_timeout);  // a new connection owes its first headers
   try {
     for (bool first = true;; first = false) {
-      bhttp::request_parser<bhttp::string_body> parser;
-      parser.header_limit(limits_.max_header_bytes);
-      parser.body_limit(limits_.max_body_bytes);
+      RequestParser parser;
+      apply_limits(parser, limits_);
       const ReadOutcome read = co_await read_request(stream, buffer, parser, first);
       if (read.kind == ReadOutcome::Kind::stop) {
         cut = read.cut;

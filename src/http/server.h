@@ -19,9 +19,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http/message.hpp>
-#include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/string_body.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -31,27 +28,13 @@
 #include <string_view>
 
 #include "http/connection_gate.h"
+#include "http/request_reading.h"
 
 namespace llmq::http {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
-
-using Request = bhttp::request<bhttp::string_body>;
-using Response = bhttp::response<bhttp::string_body>;
-
-struct ServerLimits {
-  std::uint64_t max_body_bytes = 1 << 20;           // larger bodies: 413
-  std::uint32_t max_header_bytes = 16 << 10;        // larger headers: 431
-  std::chrono::milliseconds header_timeout{10000};  // a request's headers must arrive in this,
-                                                    // from accept (a new connection) or from
-                                                    // the first byte (a kept-alive one)
-  std::chrono::milliseconds body_timeout{30000};    // and its body in this, after the headers
-  std::chrono::milliseconds idle_timeout{60000};    // a keep-alive connection may idle this long
-  std::chrono::milliseconds send_timeout{60000};    // one write may wait this long for the client
-  std::size_t max_connections = 1024;               // past it: 503 and close, before reading
-};
 
 // Why the server closed a connection on its own (the reason of llmq_connections_closed_total).
 enum class CloseReason {
@@ -66,8 +49,6 @@ inline constexpr CloseReason kCloseReasons[] = {
     CloseReason::send_timeout, CloseReason::slow_reader};
 const char* close_reason_name(CloseReason reason);
 
-// A JSON response with the given status, body and keep-alive flag.
-Response json_response(bhttp::status status, std::string body, bool keep_alive);
 
 // The answering side of one request. Use either reply() once, or open_stream(), write_chunk()…,
 // close_stream(). Lives as long as the handler's call.

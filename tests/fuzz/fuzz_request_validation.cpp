@@ -1,0 +1,144 @@
+// Fuzz target: request validation, both halves (api/validation.h, then api/prompt.h against the
+// unit tests' fake engine: one token per byte, a trivial chat template, a fixed context).
+//
+// Input: the body of POST /api/v1/req. Invariants:
+//  - nothing throws or crashes, whatever the bytes;
+//  - a refusal is 400 (404 only for an unknown model) with a known code; a refusal of a field's
+//    type or range names the field; its JSON body is valid and carries the same code and field;
+//  - a refusal as "not valid JSON" agrees with nlohmann::json::accept, as does an accepted body;
+//  - an accepted request has every field in its documented range, and written back as JSON it
+//    parses to the same request;
+//  - the model half accepts only a prompt of 1 .. ctx-1 tokens and max_tokens <= ctx.
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "api/prompt.h"
+#include "api/validation.h"
+#include "engine/fake_engine.h"
+#include "fuzz_check.h"
+#include "util/utf8.h"
+
+namespace {
+
+using json = nlohmann::json;
+using llmq::ApiError;
+using llmq::ParsedRequest;
+
+constexpr std::int32_t kCtx = 512;
+
+// The request written back as the JSON body that should parse to it again.
+json to_body(const ParsedRequest& r) {
+  json body = json::object();
+  if (r.prompt) body["prompt"] = *r.prompt;
+  if (r.messages) {
+    body["messages"] = json::array();
+    for (const auto& m : *r.messages) {
+      body["messages"].push_back({{"role", m.role}, {"content", m.content}});
+    }
+  }
+  if (r.model) body["model"] = *r.model;
+  body["max_tokens"] = r.max_tokens;
+  body["temperature"] = r.sampling.temperature;
+  if (r.sampling.top_p) body["top_p"] = *r.sampling.top_p;
+  if (r.sampling.top_k) body["top_k"] = *r.sampling.top_k;
+  if (r.sampling.seed) body["seed"] = *r.sampling.seed;
+  if (!r.stop.empty()) body["stop"] = r.stop;
+  body["stream"] = r.stream;
+  if (r.timeout_ms) body["timeout_ms"] = *r.timeout_ms;
+  return body;
+}
+
+bool one_of(const std::string& s, std::initializer_list<std::string_view> options) {
+  for (const auto o : options) {
+    if (s == o) return true;
+  }
+  return false;
+}
+
+void check_error_body(const ApiError& err) {
+  FUZZ_CHECK(!err.message.empty());
+  const json body = json::parse(err.to_json());  // throws (a crash) when not JSON
+  const json& e = body.at("error");
+  FUZZ_CHECK(e.at("code") == err.code);
+  FUZZ_CHECK(e.contains("field") == err.field.has_value());
+  if (err.field && llmq::is_valid_utf8(*err.field)) FUZZ_CHECK(e.at("field") == *err.field);
+}
+
+void check_parse_refusal(std::string_view body, const ApiError& err) {
+  FUZZ_CHECK(err.status == 400);
+  FUZZ_CHECK(one_of(err.code, {"invalid_json", "invalid_type", "out_of_range", "invalid_request"}));
+  if (err.code != "invalid_json") FUZZ_CHECK(err.field.has_value());
+  if (err.message.starts_with("request body is not valid JSON")) {
+    FUZZ_CHECK(!json::accept(body));
+  }
+  check_error_body(err);
+}
+
+void check_ranges(const ParsedRequest& r) {
+  FUZZ_CHECK(r.prompt.has_value() != r.messages.has_value());
+  if (r.prompt) FUZZ_CHECK(!r.prompt->empty());
+  if (r.messages) {
+    FUZZ_CHECK(!r.messages->empty());
+    for (const auto& m : *r.messages) FUZZ_CHECK(one_of(m.role, {"system", "user", "assistant"}));
+  }
+  if (r.model) FUZZ_CHECK(!r.model->empty());
+  FUZZ_CHECK(r.max_tokens >= 1 && r.max_tokens <= 1'000'000);
+  FUZZ_CHECK(r.sampling.temperature >= 0.0 && r.sampling.temperature <= 2.0);
+  if (r.sampling.top_p) FUZZ_CHECK(*r.sampling.top_p > 0.0 && *r.sampling.top_p <= 1.0);
+  if (r.sampling.top_k) FUZZ_CHECK(*r.sampling.top_k >= 0 && *r.sampling.top_k <= 1'000'000);
+  FUZZ_CHECK(r.stop.size() <= 4);
+  for (const auto& s : r.stop) FUZZ_CHECK(!s.empty());
+  const std::int64_t max_timeout_ms = llmq::ParseLimits{}.max_timeout_ms;
+  if (r.timeout_ms) FUZZ_CHECK(*r.timeout_ms >= 1 && *r.timeout_ms <= max_timeout_ms);
+}
+
+void check_round_trip(const ParsedRequest& r) {
+  const json body = to_body(r);
+  const llmq::ParseResult again = llmq::parse_request(body.dump());
+  FUZZ_CHECK(std::holds_alternative<ParsedRequest>(again));
+  FUZZ_CHECK(to_body(std::get<ParsedRequest>(again)) == body);
+}
+
+void check_model_half(ParsedRequest r) {
+  static const llmq::testing::FakeEngine model(1, kCtx, kCtx);
+  const ParsedRequest copy = r;
+  const llmq::PromptResult result = llmq::validate_for_model(std::move(r), model);
+  if (const auto* err = std::get_if<ApiError>(&result)) {
+    FUZZ_CHECK(err->status == 400 || (err->status == 404 && err->code == "model_not_found"));
+    FUZZ_CHECK(one_of(err->code,
+                      {"model_not_found", "out_of_range", "context_exceeded", "unsupported"}));
+    FUZZ_CHECK(err->field.has_value());
+    check_error_body(*err);
+    return;
+  }
+  const auto& v = std::get<llmq::ValidatedRequest>(result);
+  FUZZ_CHECK(v.model == model.info().name);
+  FUZZ_CHECK(!v.prompt_tokens.empty() && v.prompt_tokens.size() < static_cast<std::size_t>(kCtx));
+  FUZZ_CHECK(v.params.max_tokens <= kCtx);
+  FUZZ_CHECK(to_body(v.params) == to_body(copy));
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t size) {
+  const std::string_view body(reinterpret_cast<const char*>(bytes), size);
+  const llmq::ParseResult result = llmq::parse_request(body);
+  if (const auto* err = std::get_if<ApiError>(&result)) {
+    check_parse_refusal(body, *err);
+    return 0;
+  }
+  const auto& request = std::get<ParsedRequest>(result);
+  FUZZ_CHECK(json::accept(body));
+  check_ranges(request);
+  check_round_trip(request);
+  check_model_half(request);
+  return 0;
+}
