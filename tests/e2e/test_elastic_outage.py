@@ -118,6 +118,7 @@ def check_exactly_once(node, srv, ns, spool, ids) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # two 45 s loads, a node restart at nice 19, waiting for delivery
 def test_a_30_s_outage_loses_nothing_duplicates_nothing_and_costs_no_latency(llmq_factory, node, tmp_path):
     # The same load twice: first with Elasticsearch up throughout, then with the outage.
     srv, ns, spool = serve(llmq_factory, node, tmp_path, "steady")
