@@ -80,7 +80,8 @@ class Inference {
                      m.name, m.description, m.n_params, m.n_ctx_train, m.n_vocab,
                      m.has_chat_template ? "yes" : "no");
         scheduler_ = std::make_unique<Scheduler>(*engine_, state_.queue,
-                                                 SchedulerOptions{worker_id(), &metrics_});
+                                                 SchedulerOptions{.worker_id = worker_id(), .metrics = &metrics_,
+                                                                  .max_attempts = config_.max_attempts});
         scheduler_->start();
         running_.store(scheduler_.get());
         state_.engine.store(engine_.get());

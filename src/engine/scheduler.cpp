@@ -35,6 +35,7 @@ struct Scheduler::Slot {
   std::int64_t events_sent = 0;          // token events sent, the `i` of the next one
   std::int32_t batch_index = -1;         // entry of the last batch to sample from, or -1
   Clock::time_point started;             // when the slot took the job
+  int attempt = 1;                       // which run of the job this is
   Clock::time_point first_token;         // when the first token was sampled
   Clock::time_point last_token;          // when the latest token was sampled
 
@@ -73,7 +74,7 @@ void Scheduler::run(const std::stop_token& stop) {
     if (!engine_.decode(batch)) {
       for (const BatchEntry& entry : batch) {
         Slot& slot = *slots_[static_cast<std::size_t>(entry.slot)];
-        if (slot.busy()) fail(slot, "engine_failure", "the model could not decode the batch");
+        if (slot.busy()) retry_or_fail(slot);
       }
       continue;
     }
@@ -82,14 +83,61 @@ void Scheduler::run(const std::stop_token& stop) {
   for (auto& slot : slots_) {
     if (slot->busy()) fail(*slot, "shutting_down", "the server is shutting down");
   }
+  for (Retry& retry : retries_) {
+    retry.job->emit(ErrorEvent{"shutting_down", "the server is shutting down"});
+  }
+  retries_.clear();
+}
+
+std::optional<Scheduler::Retry> Scheduler::due_retry(Clock::time_point now) {
+  auto due = std::ranges::min_element(retries_, {}, &Retry::at);
+  if (due == retries_.end() || due->at > now) return std::nullopt;
+  Retry retry = std::move(*due);
+  retries_.erase(due);
+  return retry;
+}
+
+void Scheduler::retry_or_fail(Slot& slot) {
+  const int attempt = slot.attempt;
+  if (slot.events_sent > 0) {
+    fail(slot, "engine_failure", "the model could not decode the batch (output was sent: not retried)");
+    return;
+  }
+  if (attempt >= options_.max_attempts) {
+    if (options_.metrics != nullptr) options_.metrics->dead_lettered().inc();
+    fail(slot, "engine_failure",
+         "the model could not decode the batch; gave up after " + std::to_string(attempt) + " attempts");
+    return;
+  }
+  const auto cap = std::min<std::int64_t>(options_.backoff_max.count(),
+                                          options_.backoff_initial.count() << std::min(attempt - 1, 20));
+  const auto wait = std::chrono::milliseconds(
+      std::uniform_int_distribution<std::int64_t>(0, std::max<std::int64_t>(0, cap))(rng_));
+  spdlog::warn("job {}: decode failed on slot {} (attempt {} of {}): retrying in {} ms",
+               slot.job->id(), slot.id, attempt, options_.max_attempts, wait.count());
+  if (options_.metrics != nullptr) options_.metrics->job_retries().inc();
+  JobPtr job = release(slot);
+  retries_.push_back(Retry{Clock::now() + wait, std::move(job), attempt + 1});
 }
 
 void Scheduler::fill_free_slots(bool may_block) {
   for (auto& slot : slots_) {
     if (slot->busy()) continue;
-    // Only an idle worker waits: a busy one must go on decoding its running sequences.
+    // Only an idle worker waits: a busy one must go on decoding its running sequences. Jobs
+    // being retried go first once their backoff passed; an idle worker waits no longer than
+    // the next of them.
     while (true) {
-      std::optional<JobPtr> job = queue_.pop(may_block ? kIdleWait : std::chrono::milliseconds(0));
+      const Clock::time_point now = Clock::now();
+      if (std::optional<Retry> retry = due_retry(now)) {
+        if (start_job(*slot, std::move(retry->job), retry->attempt)) break;
+        continue;
+      }
+      auto wait = may_block ? kIdleWait : std::chrono::milliseconds(0);
+      if (!retries_.empty()) {
+        const auto next = std::ranges::min_element(retries_, {}, &Retry::at)->at;
+        wait = std::min(wait, std::chrono::ceil<std::chrono::milliseconds>(next - now));
+      }
+      std::optional<JobPtr> job = queue_.pop(std::max(wait, std::chrono::milliseconds(0)));
       if (!job) return;
       may_block = false;
       if (start_job(*slot, std::move(*job))) break;
@@ -97,7 +145,7 @@ void Scheduler::fill_free_slots(bool may_block) {
   }
 }
 
-bool Scheduler::start_job(Slot& slot, JobPtr job) {
+bool Scheduler::start_job(Slot& slot, JobPtr job, int attempt) {
   const Clock::time_point now = Clock::now();
   if (job->cancelled()) return false;  // its client left while it waited
   if (job->deadline() && now >= *job->deadline()) {
@@ -113,11 +161,12 @@ bool Scheduler::start_job(Slot& slot, JobPtr job) {
   slot.events_sent = 0;
   slot.batch_index = -1;
   slot.started = now;
+  slot.attempt = attempt;
   busy_slots_.fetch_add(1, std::memory_order_relaxed);
   if (options_.metrics != nullptr) {
     options_.metrics->queue_wait().observe(seconds_between(slot.job->arrived(), now));
   }
-  slot.job->emit(StartedEvent{options_.worker_id, ms_between(slot.job->arrived(), now), 1});
+  slot.job->emit(StartedEvent{options_.worker_id, ms_between(slot.job->arrived(), now), attempt});
   return true;
 }
 

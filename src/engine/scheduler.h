@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -26,6 +27,13 @@ namespace llmq {
 struct SchedulerOptions {
   std::string worker_id = "worker-0";  // shown to clients in `started`
   telemetry::ServiceMetrics* metrics = nullptr;  // where to observe latencies; null: nowhere
+  // Retries: a job whose decode failed before it sent a token runs again, up to max_attempts
+  // runs in all, after an exponential backoff with full jitter (uniform in
+  // [0, min(backoff_max, backoff_initial * 2^(attempt-1))]). A job that sent tokens fails at
+  // once (a rerun would repeat them); one out of attempts is dead-lettered.
+  int max_attempts = 3;
+  std::chrono::milliseconds backoff_initial{100};
+  std::chrono::milliseconds backoff_max{2000};
 };
 
 class Scheduler {
@@ -47,13 +55,18 @@ class Scheduler {
 
   void run(const std::stop_token& stop);
   void fill_free_slots(bool may_block);
-  bool start_job(Slot& slot, JobPtr job);
+  bool start_job(Slot& slot, JobPtr job, int attempt = 1);
   void drop_departed();
   std::vector<BatchEntry> build_batch();
   void consume_logits();
   void emit_token(Slot& slot, Token token);
   void finish(Slot& slot, const char* finish_reason);
   void fail(Slot& slot, const char* code, const std::string& message);
+  // A decode failure: retry the slot's job if it may be, else fail (and dead-letter) it.
+  void retry_or_fail(Slot& slot);
+  // The retried job whose backoff has passed, if any.
+  struct Retry;
+  std::optional<Retry> due_retry(Clock::time_point now);
   // Frees the slot (and its KV cells); returns the job it held.
   JobPtr release(Slot& slot);
 
@@ -62,6 +75,13 @@ class Scheduler {
   const SchedulerOptions options_;
   telemetry::ModelMetrics* model_metrics_ = nullptr;  // this model's instruments, or null
   std::vector<std::unique_ptr<Slot>> slots_;  // one per engine sequence; run() thread only
+  struct Retry {
+    Clock::time_point at;  // not before
+    JobPtr job;
+    int attempt;           // the run it will be
+  };
+  std::vector<Retry> retries_;                // jobs waiting out a backoff; run() thread only
+  std::mt19937_64 rng_{std::random_device{}()};  // backoff jitter; run() thread only
   std::atomic<std::int32_t> busy_slots_{0};   // slots holding a job, for readiness and metrics
   std::jthread thread_;                       // runs run()
 };

@@ -1,6 +1,9 @@
 #include "engine/scheduler.h"
+#include "telemetry/service_metrics.h"
 
 #include <gtest/gtest.h>
+
+#include <algorithm>
 
 #include <condition_variable>
 #include <mutex>
@@ -261,6 +264,8 @@ TEST_F(SchedulerTest, ContextFullFinishesWithLength) {
 
 TEST_F(SchedulerTest, DecodeFailureFailsTheBatchAndTheWorkerGoesOn) {
   start(1);
+  scheduler_ = std::make_unique<Scheduler>(*engine_, queue_,
+                                           SchedulerOptions{.worker_id = "w-test", .max_attempts = 1});
   engine_->fail_next_decodes(1);
   auto a = submit(queue_, "a", "a", 3);
   auto b = submit(queue_, "b", "b", 3);
@@ -269,6 +274,86 @@ TEST_F(SchedulerTest, DecodeFailureFailsTheBatchAndTheWorkerGoesOn) {
   EXPECT_EQ(a.sink->last_as<ErrorEvent>()->code, "engine_failure");
   ASSERT_TRUE(b.sink->wait_end());
   EXPECT_EQ(b.sink->last_as<DoneEvent>()->finish_reason, "length");
+}
+
+std::vector<int> started_attempts(const RecordingSink& sink) {
+  std::vector<int> out;
+  for (const auto& e : sink.events())
+    if (const auto* started = std::get_if<StartedEvent>(&e)) out.push_back(started->attempt);
+  return out;
+}
+
+class RetryTest : public SchedulerTest {
+ protected:
+  void start_with_retries(int max_attempts, std::int32_t ctx = 256) {
+    engine_ = std::make_unique<FakeEngine>(1, ctx, 64);
+    scheduler_ = std::make_unique<Scheduler>(
+        *engine_, queue_,
+        SchedulerOptions{.worker_id = "w-test", .metrics = &metrics_, .max_attempts = max_attempts,
+                         .backoff_initial = milliseconds(1), .backoff_max = milliseconds(5)});
+  }
+  telemetry::ServiceMetrics metrics_;
+};
+
+TEST_F(RetryTest, ATransientDecodeFailureIsRetriedAndTheAttemptShows) {
+  start_with_retries(3);
+  engine_->fail_next_decodes(1);
+  auto a = submit(queue_, "a", "a", 4);
+  scheduler_->start();
+  ASSERT_TRUE(a.sink->wait_end());
+  EXPECT_EQ(a.sink->last_as<DoneEvent>()->usage.completion_tokens, 4);
+  EXPECT_EQ(started_attempts(*a.sink), (std::vector<int>{1, 2}));
+  EXPECT_EQ(metrics_.job_retries().value(), 1);
+  EXPECT_EQ(metrics_.dead_lettered().value(), 0);
+  EXPECT_EQ(scheduler_->busy_slots(), 0);
+}
+
+TEST_F(RetryTest, AJobOutOfAttemptsIsDeadLettered) {
+  start_with_retries(3);
+  engine_->fail_next_decodes(1000);
+  auto a = submit(queue_, "a", "a", 4);
+  scheduler_->start();
+  ASSERT_TRUE(a.sink->wait_end());
+  const auto* error = a.sink->last_as<ErrorEvent>();
+  ASSERT_NE(error, nullptr);
+  EXPECT_EQ(error->code, "engine_failure");
+  EXPECT_NE(error->message.find("gave up after 3 attempts"), std::string::npos) << error->message;
+  EXPECT_EQ(started_attempts(*a.sink), (std::vector<int>{1, 2, 3}));
+  EXPECT_EQ(metrics_.job_retries().value(), 2);
+  EXPECT_EQ(metrics_.dead_lettered().value(), 1);
+}
+
+TEST_F(RetryTest, AJobThatAlreadySentTokensIsNotRetried) {
+  start_with_retries(3, 1 << 30);  // a context that never fills: the job runs until it fails
+  auto a = submit(queue_, "a", "a", 100000);
+  scheduler_->start();
+  while (std::ranges::none_of(a.sink->events(), [](const JobEvent& e) {
+    return std::holds_alternative<TokenEvent>(e);
+  }))
+    std::this_thread::sleep_for(milliseconds(1));
+  engine_->fail_next_decodes(1);
+  ASSERT_TRUE(a.sink->wait_end());
+  const auto* error = a.sink->last_as<ErrorEvent>();
+  ASSERT_NE(error, nullptr);
+  EXPECT_NE(error->message.find("not retried"), std::string::npos) << error->message;
+  EXPECT_EQ(started_attempts(*a.sink), (std::vector<int>{1}));
+  EXPECT_EQ(metrics_.job_retries().value(), 0);
+}
+
+TEST_F(RetryTest, OtherJobsRunWhileOneWaitsOutItsBackoff) {
+  engine_ = std::make_unique<FakeEngine>(1, 256, 64);
+  scheduler_ = std::make_unique<Scheduler>(
+      *engine_, queue_,
+      SchedulerOptions{.worker_id = "w-test", .metrics = &metrics_, .max_attempts = 2,
+                       .backoff_initial = milliseconds(300), .backoff_max = milliseconds(300)});
+  engine_->fail_next_decodes(1);
+  auto a = submit(queue_, "a", "a", 3);
+  auto b = submit(queue_, "b", "b", 3);
+  scheduler_->start();
+  ASSERT_TRUE(a.sink->wait_end());
+  ASSERT_TRUE(b.sink->wait_end());
+  EXPECT_NE(a.sink->last_as<DoneEvent>(), nullptr);
+  EXPECT_NE(b.sink->last_as<DoneEvent>(), nullptr);
 }
 
 TEST_F(SchedulerTest, StopEndsRunningJobsWithShuttingDown) {
