@@ -118,6 +118,80 @@ class Inference {
   std::jthread loader_;
 };
 
+// Shutdown, on SIGTERM/SIGINT: /readyz turns 503 and new requests get 503 shutting_down at
+// once; queued and running jobs go on for up to the drain timeout; then what remains ends with
+// error shutting_down, the worker stops, and the connections get a moment to write their last
+// events before the I/O loop stops. A second signal cuts the drain short. All of it runs on
+// the I/O context; `stopping_` guards against two handlers finishing at once (--http-threads).
+class Shutdown {
+ public:
+  Shutdown(asio::io_context& io, http::Server& server, InProcessQueue& queue, ServiceState& state,
+           Inference& inference, std::chrono::milliseconds drain_timeout)
+      : io_(io), server_(server), queue_(queue), state_(state), inference_(inference),
+        drain_timeout_(drain_timeout), signals_(io, SIGINT, SIGTERM), drain_timer_(io),
+        flush_timer_(io) {}
+
+  void arm() {
+    signals_.async_wait([this](const boost::system::error_code& ec, int signal) { on_signal(ec, signal); });
+  }
+
+ private:
+  void on_signal(const boost::system::error_code& ec, int signal) {
+    if (ec) return;
+    if (state_.draining.exchange(true)) {
+      spdlog::info("signal {} again: stopping now", signal);
+      finish();
+      return;
+    }
+    spdlog::info("signal {}: draining for up to {} ms ({} waiting, {} running)", signal,
+                 drain_timeout_.count(), queue_.depth(), inference_.busy_slots());
+    drain_deadline_ = std::chrono::steady_clock::now() + drain_timeout_;
+    arm();
+    poll_drain();
+  }
+
+  void poll_drain() {
+    const bool idle = queue_.depth() == 0 && inference_.busy_slots() == 0;
+    if (idle || std::chrono::steady_clock::now() >= drain_deadline_) {
+      if (!idle)
+        spdlog::warn("drain timeout: {} waiting and {} running jobs end with shutting_down",
+                     queue_.depth(), inference_.busy_slots());
+      finish();
+      return;
+    }
+    drain_timer_.expires_after(std::chrono::milliseconds(50));
+    drain_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) poll_drain();
+    });
+  }
+
+  void finish() {
+    if (stopping_.exchange(true)) return;
+    drain_timer_.cancel();
+    server_.stop();
+    queue_.close();
+    inference_.stop();
+    // Jobs that never reached a slot still owe their clients a last event.
+    while (std::optional<JobPtr> job = queue_.pop(std::chrono::milliseconds(0))) {
+      (*job)->emit(ErrorEvent{"shutting_down", "the server is shutting down"});
+    }
+    flush_timer_.expires_after(std::chrono::milliseconds(300));
+    flush_timer_.async_wait([this](const boost::system::error_code&) { io_.stop(); });
+  }
+
+  asio::io_context& io_;
+  http::Server& server_;
+  InProcessQueue& queue_;
+  ServiceState& state_;
+  Inference& inference_;
+  const std::chrono::milliseconds drain_timeout_;
+  asio::signal_set signals_;
+  asio::steady_timer drain_timer_;  // polls for an idle worker while draining
+  asio::steady_timer flush_timer_;  // the last events' moment before the loop stops
+  std::chrono::steady_clock::time_point drain_deadline_{};
+  std::atomic<bool> stopping_{false};
+};
+
 const char* server_refusal_reason(int status) {
   if (status == 413) return "too_large";
   if (status == 431) return "headers_too_large";
@@ -266,58 +340,9 @@ int run_serve(const ServeConfig& config) {
     asio::post(io, [&] { io.stop(); });
   });
 
-  // Shutdown, on SIGTERM/SIGINT: /readyz turns 503 and new requests get 503 shutting_down at
-  // once; queued and running jobs go on for up to --drain-timeout-ms; then what remains ends
-  // with error shutting_down, the worker stops, and the connections get a moment to write
-  // their last events. A second signal cuts the drain short.
-  asio::signal_set signals(io, SIGINT, SIGTERM);
-  asio::steady_timer drain_timer(io);
-  asio::steady_timer flush_timer(io);
-  std::atomic<bool> stopping{false};  // with --http-threads > 1 handlers may run concurrently
-  const auto finish = [&] {
-    if (stopping.exchange(true)) return;
-    drain_timer.cancel();
-    server.stop();
-    queue.close();
-    inference.stop();
-    // Jobs that never reached a slot still owe their clients a last event.
-    while (std::optional<JobPtr> job = queue.pop(std::chrono::milliseconds(0))) {
-      (*job)->emit(ErrorEvent{"shutting_down", "the server is shutting down"});
-    }
-    flush_timer.expires_after(std::chrono::milliseconds(300));
-    flush_timer.async_wait([&](const boost::system::error_code&) { io.stop(); });
-  };
-  std::chrono::steady_clock::time_point drain_deadline{};
-  std::function<void()> poll_drain = [&] {
-    const bool idle = queue.depth() == 0 && inference.busy_slots() == 0;
-    if (idle || std::chrono::steady_clock::now() >= drain_deadline) {
-      if (!idle)
-        spdlog::warn("drain timeout: {} waiting and {} running jobs end with shutting_down",
-                     queue.depth(), inference.busy_slots());
-      finish();
-      return;
-    }
-    drain_timer.expires_after(std::chrono::milliseconds(50));
-    drain_timer.async_wait([&](const boost::system::error_code& ec) {
-      if (!ec) poll_drain();
-    });
-  };
-  std::function<void(const boost::system::error_code&, int)> on_signal =
-      [&](const boost::system::error_code& ec, int signal) {
-        if (ec) return;
-        if (state.draining.exchange(true)) {
-          spdlog::info("signal {} again: stopping now", signal);
-          finish();
-          return;
-        }
-        spdlog::info("signal {}: draining for up to {} ms ({} waiting, {} running)", signal,
-                     config.drain_timeout_ms, queue.depth(), inference.busy_slots());
-        drain_deadline =
-            std::chrono::steady_clock::now() + std::chrono::milliseconds(config.drain_timeout_ms);
-        signals.async_wait(on_signal);
-        poll_drain();
-      };
-  signals.async_wait(on_signal);
+  Shutdown shutdown(io, server, queue, state, inference,
+                    std::chrono::milliseconds(config.drain_timeout_ms));
+  shutdown.arm();
 
   std::vector<std::jthread> extra_threads;
   for (int i = 1; i < config.http_threads; ++i) extra_threads.emplace_back([&] { io.run(); });
