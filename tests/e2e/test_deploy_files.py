@@ -284,37 +284,6 @@ def test_compose_setup_and_llmq_commands(compose):
     assert s["llmq"]["build"] and s["setup"]["build"]
 
 
-def llmq_commands(compose) -> list[list[str]]:
-    """Every llmq command line of the compose file, as words: the setup service's shell lines
-    and the llmq service's command (the image's entrypoint is `llmq serve`)."""
-    s = compose["services"]
-    script = " ".join(s["setup"]["command"])
-    lines = [part.split() for part in script.split("&&")]
-    return [words for words in lines if words and words[0] == "llmq"] + \
-        [["llmq", "serve", *s["llmq"]["command"]]]
-
-
-def test_every_compose_flag_exists_in_the_binary(compose):
-    """The files name flags of the real binary: each one appears in `llmq <command> --help`."""
-    from llmq_e2e import llmq_bin, server_env
-    commands = llmq_commands(compose)
-    assert [c[:3] for c in commands[:2]] == [["llmq", "elastic", "setup"], ["llmq", "kibana", "setup"]]
-    for words in commands:
-        sub = [w for w in words[1:3] if not w.startswith("-")]
-        help_text = subprocess.run([str(llmq_bin()), *sub, "--help"], capture_output=True,
-                                   text=True, env=server_env(), timeout=30).stdout
-        for flag in (w.split("=")[0] for w in words if w.startswith("--")):
-            assert f"{flag} " in help_text, f"{' '.join(words)}: {flag} is not a flag of llmq {' '.join(sub)}"
-    runtime_stage = DOCKERFILE.read_text().rsplit("\nFROM ", 1)[-1]  # the build stage's are the scripts'
-    dockerfile_env = re.findall(r"\bLLMQ_([A-Z_]+)=", runtime_stage)
-    assert dockerfile_env, "the runtime stage sets no LLMQ_ variable"
-    serve_help = subprocess.run([str(llmq_bin()), "serve", "--help"], capture_output=True,
-                                text=True, env=server_env(), timeout=30).stdout
-    for name in dockerfile_env:
-        flag = "--" + name.lower().replace("_", "-")
-        assert f"{flag} " in serve_help, f"Dockerfile sets LLMQ_{name}, but serve has no {flag}"
-
-
 # ---- Kibana saved objects --------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
