@@ -81,7 +81,8 @@ class Inference {
                      m.has_chat_template ? "yes" : "no");
         scheduler_ = std::make_unique<Scheduler>(*engine_, state_.queue,
                                                  SchedulerOptions{.worker_id = worker_id(), .metrics = &metrics_,
-                                                                  .max_attempts = config_.max_attempts});
+                                                                  .max_attempts = config_.max_attempts,
+                                                                  .nice = config_.worker_nice});
         scheduler_->start();
         running_.store(scheduler_.get());
         state_.engine.store(engine_.get());

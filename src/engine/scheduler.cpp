@@ -2,7 +2,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <chrono>
 #include <utility>
 
@@ -65,6 +70,11 @@ void Scheduler::stop() {
 }
 
 void Scheduler::run(const std::stop_token& stop) {
+  if (options_.nice > 0) {
+    // Linux: the niceness of one thread (its tid), inherited by the threads it creates.
+    if (setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), options_.nice) != 0)
+      spdlog::warn("cannot lower the decode threads' priority: {}", std::strerror(errno));
+  }
   while (!stop.stop_requested()) {
     const bool idle = busy_slots() == 0;
     fill_free_slots(idle);

@@ -32,6 +32,10 @@ struct SchedulerOptions {
   // [0, min(backoff_max, backoff_initial * 2^(attempt-1))]). A job that sent tokens fails at
   // once (a rerun would repeat them); one out of attempts is dead-lettered.
   int max_attempts = 3;
+  // Niceness of the decode thread and the compute threads it starts (they inherit it): above 0,
+  // the HTTP threads get a core at once when they need one (a refusal, a ping) while decoding
+  // keeps every core busy; decoding loses nothing while they are idle. 0: unchanged.
+  int nice = 0;
   std::chrono::milliseconds backoff_initial{100};
   std::chrono::milliseconds backoff_max{2000};
 };

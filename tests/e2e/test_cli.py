@@ -3,6 +3,8 @@ the health endpoints, SIGTERM."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import re
 import signal
 import subprocess
@@ -276,3 +278,19 @@ def test_a_second_signal_cuts_the_drain_short(llmq_factory):
         assert srv.proc.wait(15) == 0
     finally:
         a.close()
+
+
+def test_decode_threads_run_at_worker_nice(llmq_factory):
+    """--worker-nice: the decode thread and the compute threads it starts run at that niceness;
+    the HTTP thread (the process's main thread here) stays at 0, so it answers refusals and
+    pings without waiting for a core."""
+    srv = llmq_factory.start(worker_nice=7, threads=2)
+    r = httpx.post(srv.req_url, json={"prompt": "Hi", "max_tokens": 4, "stream": False}, timeout=60)
+    assert r.status_code == 200, r.text
+    nice = {}
+    for task in Path(f"/proc/{srv.proc.pid}/task").iterdir():
+        stat = (task / "stat").read_text()
+        fields = stat[stat.rindex(")") + 2:].split()
+        nice[int(task.name)] = int(fields[16])  # field 19 of stat: nice
+    assert nice[srv.proc.pid] == 0, nice
+    assert sum(1 for n in nice.values() if n == 7) >= 2, f"decode and compute threads: {nice}"
