@@ -87,11 +87,20 @@ Outcome read_connection(std::string_view bytes, std::size_t chunk, const ServerL
     const llmq::http::Request req = parser.release();
     FUZZ_CHECK(req.body().size() <= limits.max_body_bytes);
     if (const auto length = req.find(bhttp::field::content_length); length != req.end()) {
-      const std::string_view text = length->value();  // digits only, maybe with leading zeros
-      std::uint64_t declared = 0;
-      const auto [end, err] = std::from_chars(text.data(), text.data() + text.size(), declared);
-      FUZZ_CHECK(err == std::errc{} && end == text.data() + text.size());
-      FUZZ_CHECK(declared == req.body().size());
+      // Digits, maybe with leading zeros; or a list of equal values ("9, 9"), which RFC 9110
+      // (8.6) lets a recipient accept as that one value, as Beast does.
+      std::string_view text = length->value();
+      while (!text.empty()) {
+        const std::size_t comma = text.find(',');
+        std::string_view item = text.substr(0, comma);
+        text = comma == std::string_view::npos ? std::string_view{} : text.substr(comma + 1);
+        while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+        while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+        std::uint64_t declared = 0;
+        const auto [end, err] = std::from_chars(item.data(), item.data() + item.size(), declared);
+        FUZZ_CHECK(err == std::errc{} && end == item.data() + item.size());
+        FUZZ_CHECK(declared == req.body().size());
+      }
     }
     out.requests.push_back(describe(req));
     if (!req.keep_alive()) break;
