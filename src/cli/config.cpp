@@ -5,22 +5,13 @@
 #include <iostream>
 
 #include "cli/command.h"
+#include "util/url.h"
 
 namespace llmq {
 namespace cli {
 namespace {
 
 constexpr int kExitUsage = 2;
-
-// "https://user:pw@host:9200/x" -> "https://***@host:9200/x". The last '@' before any query is
-// taken (not just within the RFC authority) so an unencoded '/' in a password still gets masked.
-std::string mask_url_credentials(std::string_view url) {
-  const std::size_t scheme = url.find("://");
-  const std::size_t start = scheme == std::string_view::npos ? 0 : scheme + 3;
-  const std::size_t at = url.substr(0, url.find_first_of("?#", start)).rfind('@');
-  if (at == std::string_view::npos || at < start) return std::string(url);
-  return std::string(url.substr(0, start)) + "***" + std::string(url.substr(at));
-}
 
 // Secrets are never shown, not even in part.
 std::string mask_secret(std::string_view) { return "***"; }

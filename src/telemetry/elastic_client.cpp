@@ -5,6 +5,8 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "util/url.h"
+
 namespace llmq::telemetry {
 namespace {
 
@@ -88,13 +90,7 @@ ElasticClient::ElasticClient(ElasticConfig config) : config_(std::move(config)) 
   curl_ = curl_easy_init();
 }
 
-std::string ElasticClient::base_url() const {
-  const std::size_t scheme = config_.url.find("://");
-  const std::size_t start = scheme == std::string::npos ? 0 : scheme + 3;
-  const std::size_t at = config_.url.rfind('@');
-  if (at == std::string::npos || at < start) return config_.url;
-  return config_.url.substr(0, start) + "***" + config_.url.substr(at);
-}
+std::string ElasticClient::base_url() const { return mask_url_credentials(config_.url); }
 
 ElasticClient::~ElasticClient() { curl_easy_cleanup(static_cast<CURL*>(curl_)); }
 
