@@ -82,7 +82,8 @@ class Inference {
         scheduler_ = std::make_unique<Scheduler>(*engine_, state_.queue,
                                                  SchedulerOptions{.worker_id = worker_id(), .metrics = &metrics_,
                                                                   .max_attempts = config_.max_attempts,
-                                                                  .nice = config_.worker_nice});
+                                                                  .nice = config_.worker_nice,
+                                                                  .decode_stall_factor = config_.decode_stall_factor});
         scheduler_->start();
         running_.store(scheduler_.get());
         state_.engine.store(engine_.get());

@@ -71,6 +71,10 @@ class Engine {
   virtual Token sample(Sampler& sampler, std::int32_t batch_index) = 0;
   // Forgets everything a slot's sequence holds, so the slot can start a new one.
   virtual void clear_slot(std::int32_t slot) = 0;
+  // Forgets a slot's sequence from position `keep` on, keeping the KV cache of its first `keep`
+  // tokens for the next job that starts with them. False when the model's memory cannot drop a
+  // part of a sequence (the slot is then unchanged; clear it instead).
+  virtual bool truncate_slot(std::int32_t slot, std::int32_t keep) = 0;
 };
 
 }  // namespace llmq

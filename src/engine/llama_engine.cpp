@@ -37,6 +37,7 @@ class LlamaSampler final : public Sampler {
 // Defaults of llama.cpp's own server, so an unset knob samples as users of it expect.
 constexpr std::int32_t kDefaultTopK = 40;
 constexpr float kDefaultTopP = 0.95F;
+constexpr std::int32_t kPenaltyWindow = 64;
 
 }  // namespace
 
@@ -149,6 +150,13 @@ bool LlamaEngine::is_end_of_generation(Token token) const {
 
 std::unique_ptr<Sampler> LlamaEngine::make_sampler(const SamplingParams& params) {
   llama_sampler* chain = llama_sampler_chain_init(llama_sampler_chain_default_params());
+  if (params.presence_penalty != 0.0 || params.frequency_penalty != 0.0) {
+    // OpenAI's penalties, over the last kPenaltyWindow tokens (llama-server's default window).
+    llama_sampler_chain_add(chain, llama_sampler_init_penalties(
+                                       info_.n_vocab, kPenaltyWindow, 1.0F,
+                                       static_cast<float>(params.frequency_penalty),
+                                       static_cast<float>(params.presence_penalty)));
+  }
   if (params.temperature <= 0.0) {
     llama_sampler_chain_add(chain, llama_sampler_init_greedy());
   } else {
@@ -184,6 +192,10 @@ Token LlamaEngine::sample(Sampler& sampler, std::int32_t batch_index) {
 
 void LlamaEngine::clear_slot(std::int32_t slot) {
   llama_memory_seq_rm(llama_get_memory(ctx_), slot, -1, -1);
+}
+
+bool LlamaEngine::truncate_slot(std::int32_t slot, std::int32_t keep) {
+  return llama_memory_seq_rm(llama_get_memory(ctx_), slot, keep, -1);
 }
 
 }  // namespace llmq

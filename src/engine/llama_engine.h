@@ -41,6 +41,7 @@ class LlamaEngine final : public Engine {
   bool decode(const std::vector<BatchEntry>& batch) override;
   Token sample(Sampler& sampler, std::int32_t batch_index) override;
   void clear_slot(std::int32_t slot) override;
+  bool truncate_slot(std::int32_t slot, std::int32_t keep) override;
 
  private:
   void warm_up();

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <chrono>
 #include <utility>
@@ -24,6 +25,23 @@ double seconds_between(Clock::time_point a, Clock::time_point b) {
 
 // How long an idle worker waits on the queue before it looks at its stop flag again.
 constexpr std::chrono::milliseconds kIdleWait{100};
+
+// The fewest prompt tokens a step takes while others decode: below this, a long prompt would
+// crawl for the sake of a difference nobody sees.
+constexpr std::size_t kMinPrefillChunk = 8;
+// Prompt tokens a step takes while others decode before the costs are known.
+constexpr std::size_t kInitialPrefillChunk = 32;
+// Weight of the newest step in the moving averages of step costs.
+constexpr double kCostSmoothing = 0.2;
+
+std::size_t common_prefix(const std::vector<Token>& a, const std::vector<Token>& b) {
+  const auto [ia, ib] = std::ranges::mismatch(a, b);
+  return static_cast<std::size_t>(ia - a.begin());
+}
+
+void smooth(std::optional<double>& average, double sample) {
+  average = average ? (1 - kCostSmoothing) * *average + kCostSmoothing * sample : sample;
+}
 
 }  // namespace
 
@@ -43,6 +61,11 @@ struct Scheduler::Slot {
   int attempt = 1;                       // which run of the job this is
   Clock::time_point first_token;         // when the first token was sampled
   Clock::time_point last_token;          // when the latest token was sampled
+  std::size_t cached = 0;                // prompt tokens this job found in the KV cache
+  // The tokens whose KV cells the sequence holds, positions 0…: what the job before left
+  // behind (its prompt and answer) until the next job keeps the prefix it shares.
+  std::vector<Token> cache;
+  Clock::time_point last_used;           // when its latest job ended (which cache to give up)
 
   bool busy() const { return job != nullptr; }
   bool prefilling() const { return prompt_done < job->request().prompt_tokens.size(); }
@@ -81,7 +104,10 @@ void Scheduler::run(const std::stop_token& stop) {
     drop_departed();
     std::vector<BatchEntry> batch = build_batch();
     if (batch.empty()) continue;
-    if (!engine_.decode(batch)) {
+    const Clock::time_point step_began = Clock::now();
+    const bool decoded = engine_.decode(batch);
+    if (decoded) note_step_cost(seconds_between(step_began, Clock::now()));
+    if (!decoded) {
       for (const BatchEntry& entry : batch) {
         Slot& slot = *slots_[static_cast<std::size_t>(entry.slot)];
         if (slot.busy()) retry_or_fail(slot);
@@ -108,6 +134,9 @@ std::optional<Scheduler::Retry> Scheduler::due_retry(Clock::time_point now) {
 }
 
 void Scheduler::retry_or_fail(Slot& slot) {
+  // After a failed decode the sequence's cells are not to be trusted: no later job reuses them.
+  engine_.clear_slot(slot.id);
+  slot.cache.clear();
   const int attempt = slot.attempt;
   if (slot.events_sent > 0) {
     fail(slot, "engine_failure", "the model could not decode the batch (output was sent: not retried)");
@@ -131,28 +160,53 @@ void Scheduler::retry_or_fail(Slot& slot) {
 }
 
 void Scheduler::fill_free_slots(bool may_block) {
-  for (auto& slot : slots_) {
-    if (slot->busy()) continue;
-    // Only an idle worker waits: a busy one must go on decoding its running sequences. Jobs
-    // being retried go first once their backoff passed; an idle worker waits no longer than
-    // the next of them.
-    while (true) {
-      const Clock::time_point now = Clock::now();
-      if (std::optional<Retry> retry = due_retry(now)) {
-        if (start_job(*slot, std::move(retry->job), retry->attempt)) break;
-        continue;
-      }
+  const auto has_free = [this] {
+    return std::ranges::any_of(slots_, [](const auto& slot) { return !slot->busy(); });
+  };
+  // Only an idle worker waits: a busy one must go on decoding its running sequences. Jobs being
+  // retried go first once their backoff passed; an idle worker waits no longer than the next.
+  while (has_free()) {
+    const Clock::time_point now = Clock::now();
+    JobPtr job;
+    int attempt = 1;
+    if (std::optional<Retry> retry = due_retry(now)) {
+      job = std::move(retry->job);
+      attempt = retry->attempt;
+    } else {
       auto wait = may_block ? kIdleWait : std::chrono::milliseconds(0);
       if (!retries_.empty()) {
         const auto next = std::ranges::min_element(retries_, {}, &Retry::at)->at;
         wait = std::min(wait, std::chrono::ceil<std::chrono::milliseconds>(next - now));
       }
-      std::optional<JobPtr> job = queue_.pop(std::max(wait, std::chrono::milliseconds(0)));
-      if (!job) return;
-      may_block = false;
-      if (start_job(*slot, std::move(*job))) break;
+      std::optional<JobPtr> popped = queue_.pop(std::max(wait, std::chrono::milliseconds(0)));
+      if (!popped) return;
+      job = std::move(*popped);
+    }
+    may_block = false;
+    Slot& slot = slot_for(job->request().prompt_tokens);
+    start_job(slot, std::move(job), attempt);
+  }
+}
+
+Scheduler::Slot& Scheduler::slot_for(const std::vector<Token>& prompt) {
+  // The free slot whose cache shares the longest prefix with the prompt; among equals, an empty
+  // one, else the one unused longest, so that the caches in use survive.
+  Slot* best = nullptr;
+  std::size_t best_shared = 0;
+  for (auto& slot : slots_) {
+    if (slot->busy()) continue;
+    const std::size_t shared = common_prefix(slot->cache, prompt);
+    const bool better =
+        best == nullptr || shared > best_shared ||
+        (shared == best_shared &&
+         (slot->cache.empty() != best->cache.empty() ? slot->cache.empty()
+                                                     : slot->last_used < best->last_used));
+    if (better) {
+      best = slot.get();
+      best_shared = shared;
     }
   }
+  return *best;
 }
 
 bool Scheduler::start_job(Slot& slot, JobPtr job, int attempt) {
@@ -163,10 +217,22 @@ bool Scheduler::start_job(Slot& slot, JobPtr job, int attempt) {
     return false;
   }
   slot.job = std::move(job);
+  // The cached prefix the prompt shares is kept, all but the prompt's last token: decoding that
+  // one again gives the logits of the first answer token.
+  const auto& prompt = slot.job->request().prompt_tokens;
+  std::size_t keep = std::min(common_prefix(slot.cache, prompt), prompt.size() - 1);
+  if (keep < slot.cache.size()) {
+    if (!engine_.truncate_slot(slot.id, static_cast<std::int32_t>(keep))) {
+      engine_.clear_slot(slot.id);
+      keep = 0;
+    }
+    slot.cache.resize(keep);
+  }
   slot.sampler = engine_.make_sampler(slot.job->request().params.sampling);
   slot.text = TextStream(slot.job->request().params.stop);
-  slot.prompt_done = 0;
-  slot.pos = 0;
+  slot.cached = keep;
+  slot.prompt_done = keep;
+  slot.pos = static_cast<std::int32_t>(keep);
   slot.generated = 0;
   slot.events_sent = 0;
   slot.batch_index = -1;
@@ -199,21 +265,57 @@ std::vector<BatchEntry> Scheduler::build_batch() {
     slot->batch_index = -1;
     if (!slot->busy() || slot->prefilling()) continue;
     slot->batch_index = static_cast<std::int32_t>(batch.size());
+    slot->cache.push_back(slot->last);
     batch.push_back({slot->last, slot->pos++, slot->id, true});
   }
-  // Prompt chunks fill the rest of the step's budget, oldest slot first.
+  // Prompt chunks fill the rest of the step's budget, oldest slot first; while others decode,
+  // no more than keeps this step within the stall factor (see prefill_budget).
+  const std::size_t limit = batch.empty() ? static_cast<std::size_t>(engine_.batch_tokens())
+                                          : batch.size() + prefill_budget();
+  const std::size_t generating = batch.size();
   for (auto& slot : slots_) {
     if (!slot->busy() || !slot->prefilling()) continue;
     const auto& prompt = slot->job->request().prompt_tokens;
-    const std::size_t room = static_cast<std::size_t>(engine_.batch_tokens()) - batch.size();
+    const std::size_t room = std::min<std::size_t>(engine_.batch_tokens(), limit) - batch.size();
     const std::size_t n = std::min(room, prompt.size() - slot->prompt_done);
     for (std::size_t k = 0; k < n; ++k) {
       const bool last_of_prompt = slot->prompt_done + 1 == prompt.size();
       if (last_of_prompt) slot->batch_index = static_cast<std::int32_t>(batch.size());
-      batch.push_back({prompt[slot->prompt_done++], slot->pos++, slot->id, last_of_prompt});
+      const Token token = prompt[slot->prompt_done++];
+      slot->cache.push_back(token);
+      batch.push_back({token, slot->pos++, slot->id, last_of_prompt});
     }
   }
+  step_generating_ = generating;
+  step_prompt_ = batch.size() - generating;
   return batch;
+}
+
+std::size_t Scheduler::prefill_budget() const {
+  const auto whole = static_cast<std::size_t>(engine_.batch_tokens());
+  if (options_.decode_stall_factor <= 0) return whole;
+  // Until both costs are measured, a small chunk: a guess that errs on the side of the streams.
+  if (!decode_step_s_ || !prefill_token_s_) return std::min(whole, kInitialPrefillChunk);
+  const double extra = (options_.decode_stall_factor - 1.0) * *decode_step_s_;
+  const double tokens = std::floor(extra / std::max(*prefill_token_s_, 1e-9));
+  return std::clamp(static_cast<std::size_t>(std::max(tokens, 0.0)), std::min(whole, kMinPrefillChunk),
+                    whole);
+}
+
+void Scheduler::note_step_cost(double seconds) {
+  if (step_prompt_ == 0) {
+    if (step_generating_ > 0) smooth(decode_step_s_, seconds);
+    return;
+  }
+  // A step with prompt tokens: what it cost beyond a plain decode step (the weights are read
+  // once per step either way), per prompt token. Chunks are dearer per token than whole
+  // batches, so the estimate comes from the steps actually run; a step of a few prompt tokens
+  // says more about noise than about their cost and is not counted. Before a plain step was
+  // measured, the whole step counts: an overestimate, so chunks start small.
+  if (step_prompt_ < kMinPrefillChunk) return;
+  const double base = decode_step_s_.value_or(0.0);
+  const double per_token = std::max(seconds - base, 0.0) / static_cast<double>(step_prompt_);
+  smooth(prefill_token_s_, per_token);
 }
 
 void Scheduler::consume_logits() {
@@ -229,14 +331,16 @@ void Scheduler::consume_logits() {
     }
     slot->last_token = now;
     ++slot->generated;
-    emit_token(*slot, token);
+    emit_token(*slot, token, now);
   }
 }
 
-void Scheduler::emit_token(Slot& slot, Token token) {
+void Scheduler::emit_token(Slot& slot, Token token, Clock::time_point sampled) {
   if (engine_.is_end_of_generation(token)) return finish(slot, "stop");
   TextStream::Output out = slot.text.push(engine_.token_piece(token));
-  if (!out.text.empty()) slot.job->emit(TokenEvent{slot.events_sent++, std::move(out.text)});
+  if (!out.text.empty()) {
+    slot.job->emit(TokenEvent{slot.events_sent++, std::move(out.text), sampled});
+  }
   if (out.stopped) return finish(slot, "stop");
   const bool at_max = slot.generated >= slot.job->request().params.max_tokens;
   const bool context_full = slot.pos >= engine_.ctx_per_slot();
@@ -252,6 +356,7 @@ void Scheduler::finish(Slot& slot, const char* finish_reason) {
   done.finish_reason = finish_reason;
   done.usage.prompt_tokens = static_cast<std::int64_t>(slot.job->request().prompt_tokens.size());
   done.usage.completion_tokens = slot.generated;
+  done.usage.cached_tokens = static_cast<std::int64_t>(slot.cached);
   done.timings.queue_ms = ms_between(slot.job->arrived(), slot.started);
   done.timings.total_ms = ms_between(slot.job->arrived(), now);
   if (slot.generated > 0) {
@@ -283,8 +388,10 @@ JobPtr Scheduler::release(Slot& slot) {
   if (model_metrics_) {
     model_metrics_->prompt_tokens.inc(static_cast<double>(slot.prompt_done));
     model_metrics_->generated_tokens.inc(slot.generated);
+    model_metrics_->cache_hit_tokens.inc(static_cast<double>(slot.cached));
   }
-  engine_.clear_slot(slot.id);
+  // The KV cells stay: the next job that shares a prefix with `cache` starts after it.
+  slot.last_used = Clock::now();
   slot.sampler.reset();
   slot.batch_index = -1;
   busy_slots_.fetch_sub(1, std::memory_order_relaxed);

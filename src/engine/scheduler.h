@@ -4,8 +4,12 @@
 // them. Each step it (1) hands free slots the next jobs from the queue, (2) drops slots whose
 // client left or whose deadline passed, (3) builds one batch holding the next token of every
 // generating sequence plus prompt chunks of sequences still prefilling, within the engine's
-// per-step token budget, (4) decodes it and (5) samples and streams one token per sequence that
-// asked for logits. A finished sequence frees its slot at once, and the next step fills it.
+// per-step token budget (and, while others generate, the stall factor's), (4) decodes it and
+// (5) samples and streams one token per sequence that asked for logits. A finished sequence
+// frees its slot at once, and the next step fills it.
+//
+// Prefix cache: a slot keeps the KV cells of its last job after that job ends. A new job takes
+// the free slot whose cells share the longest prefix with its prompt and prefills only the rest.
 #pragma once
 
 #include <atomic>
@@ -36,6 +40,11 @@ struct SchedulerOptions {
   // the HTTP threads get a core at once when they need one (a refusal, a ping) while decoding
   // keeps every core busy; decoding loses nothing while they are idle. 0: unchanged.
   int nice = 0;
+  // Chunked prefill: while other sequences generate, a step carrying prompt chunks takes at most
+  // about this many times as long as a step without them, from the measured step costs, so a
+  // long prompt arriving slows running streams by that factor instead of freezing them. Steps
+  // with nothing generating take a whole batch of prompt. 0: no limit (whole batches always).
+  double decode_stall_factor = 2.0;
   std::chrono::milliseconds backoff_initial{100};
   std::chrono::milliseconds backoff_max{2000};
 };
@@ -59,11 +68,17 @@ class Scheduler {
 
   void run(const std::stop_token& stop);
   void fill_free_slots(bool may_block);
+  // The free slot a job with this prompt should take (the longest cached prefix; see .cpp).
+  Slot& slot_for(const std::vector<Token>& prompt);
   bool start_job(Slot& slot, JobPtr job, int attempt = 1);
   void drop_departed();
   std::vector<BatchEntry> build_batch();
+  // Prompt tokens one step may carry while other sequences generate (decode_stall_factor).
+  std::size_t prefill_budget() const;
+  // Feeds the measured duration of the last decoded batch into the step cost estimates.
+  void note_step_cost(double seconds);
   void consume_logits();
-  void emit_token(Slot& slot, Token token);
+  void emit_token(Slot& slot, Token token, Clock::time_point sampled);
   void finish(Slot& slot, const char* finish_reason);
   void fail(Slot& slot, const char* code, const std::string& message);
   // A decode failure: retry the slot's job if it may be, else fail (and dead-letter) it.
@@ -86,6 +101,10 @@ class Scheduler {
   };
   std::vector<Retry> retries_;                // jobs waiting out a backoff; run() thread only
   std::mt19937_64 rng_{std::random_device{}()};  // backoff jitter; run() thread only
+  // Step costs (run() thread only): a decode step without prompt tokens, and each prompt token
+  // added to a step, in seconds (moving averages; unset until measured).
+  std::optional<double> decode_step_s_, prefill_token_s_;
+  std::size_t step_generating_ = 0, step_prompt_ = 0;  // what the last built batch held
   std::atomic<std::int32_t> busy_slots_{0};   // slots holding a job, for readiness and metrics
   std::jthread thread_;                       // runs run()
 };

@@ -44,7 +44,9 @@ struct JsonOf {
 }  // namespace
 
 nlohmann::ordered_json usage_json(const Usage& u) {
-  return {{"prompt_tokens", u.prompt_tokens}, {"completion_tokens", u.completion_tokens}};
+  return {{"prompt_tokens", u.prompt_tokens},
+          {"completion_tokens", u.completion_tokens},
+          {"cached_tokens", u.cached_tokens}};
 }
 
 nlohmann::ordered_json timings_json(const Timings& t) {

@@ -2,6 +2,7 @@
 // The queue and the worker produce them; http/ frames them (see http/sse.h).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
@@ -30,11 +31,13 @@ struct StartedEvent {
 struct TokenEvent {
   std::int64_t index;       // 0-based index of this text piece in the stream
   std::string text;         // whole UTF-8 characters only
+  std::chrono::steady_clock::time_point sampled{};  // when the worker sampled its last token
 };
 
 struct Usage {
   std::int64_t prompt_tokens = 0;
   std::int64_t completion_tokens = 0;
+  std::int64_t cached_tokens = 0;  // prompt tokens whose KV cache an earlier request left
 };
 
 struct Timings {

@@ -27,6 +27,15 @@ struct SamplingParams {
   std::optional<double> top_p;         // (0, 1]
   std::optional<std::int32_t> top_k;   // >= 0; 0 disables
   std::optional<std::uint32_t> seed;   // fixed seed for reproducible sampling
+  double presence_penalty = 0.0;       // -2 … 2, as OpenAI defines it; 0 = off
+  double frequency_penalty = 0.0;      // -2 … 2; 0 = off
+};
+
+// Which API a request came through: it decides the body's rules and the answer's shape.
+enum class Dialect {
+  native,             // POST /api/v1/req (the contract's own events)
+  openai_chat,        // POST /v1/chat/completions
+  openai_completion,  // POST /v1/completions
 };
 
 struct ParsedRequest {
@@ -38,6 +47,9 @@ struct ParsedRequest {
   std::vector<std::string> stop;                   // at most 4, none empty
   bool stream = true;
   std::optional<std::int64_t> timeout_ms;          // > 0; absent: the server's default deadline
+  Dialect dialect = Dialect::native;
+  bool include_usage = false;                      // OpenAI stream_options.include_usage
+  std::string user;                                // OpenAI `user`: the caller's end user, or empty
 };
 
 struct ValidatedRequest {

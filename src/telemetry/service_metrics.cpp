@@ -22,6 +22,11 @@ std::vector<double> inter_token_buckets() {
   return {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5};
 }
 
+// From sampling a token to writing it out: tens of microseconds when nothing is in the way.
+std::vector<double> flush_buckets() {
+  return {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1};
+}
+
 // Queue waits go from nothing (a free slot) to the request timeout.
 std::vector<double> queue_wait_buckets() {
   std::vector<double> b = {0.001};
@@ -63,6 +68,12 @@ ServiceMetrics::ServiceMetrics(ServiceMetricsOptions options)
                          .counter("llmq_jobs_dead_lettered_total",
                                   "Jobs given up on after their last attempt.")
                          .with({})),
+      token_flush_(registry_
+                       .histogram("llmq_token_flush_seconds",
+                                  "From a token's sampling to its text written to the client's "
+                                  "socket (streaming requests).",
+                                  flush_buckets())
+                       .with({})),
       ttft_(registry_.histogram("llmq_time_to_first_token_seconds",
                                 "From a worker taking the job to its first token.",
                                 request_buckets(), {"model"})),
@@ -83,7 +94,10 @@ ServiceMetrics::ServiceMetrics(ServiceMetricsOptions options)
       prompt_tokens_(registry_.counter("llmq_prompt_tokens_total", "Prompt tokens processed.",
                                        {"model"})),
       generated_tokens_(registry_.counter("llmq_generated_tokens_total", "Tokens generated.",
-                                          {"model"})) {
+                                          {"model"})),
+      cache_hit_tokens_(registry_.counter(
+          "llmq_prompt_cache_hit_tokens_total",
+          "Prompt tokens not prefilled because a slot's KV cache already held them.", {"model"})) {
   for (const char* reason : kMainReasons) rejected_.with({reason});
   for (const char* reason : kCloseReasons) connections_closed_.with({reason});
   registry_.gauge("llmq_build_info", "Always 1; the version as a label.", {"version"})
@@ -130,7 +144,8 @@ ModelMetrics& ServiceMetrics::model(const std::string& name) {
              .emplace(name, ModelMetrics{ttft_.with({name}), inter_token_.with({name}),
                                          duration_.with({name}), window_.with({name}),
                                          prompt_tokens_.with({name}),
-                                         generated_tokens_.with({name})})
+                                         generated_tokens_.with({name}),
+                                         cache_hit_tokens_.with({name})})
              .first;
   }
   return it->second;

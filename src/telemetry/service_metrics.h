@@ -24,6 +24,7 @@ struct ModelMetrics {
   WindowQuantiles& window;     // llmq_request_duration_window_seconds
   Counter& prompt_tokens;      // llmq_prompt_tokens_total
   Counter& generated_tokens;   // llmq_generated_tokens_total
+  Counter& cache_hit_tokens;   // llmq_prompt_cache_hit_tokens_total
 };
 
 // What the runtime snapshot documents read from the per-model instruments.
@@ -57,6 +58,8 @@ class ServiceMetrics {
   Histogram& queue_wait() { return queue_wait_; }
   Counter& job_retries() { return job_retries_; }
   Counter& dead_lettered() { return dead_lettered_; }
+  // llmq_token_flush_seconds: a token's sampling to its text handed to the client's socket.
+  Histogram& token_flush() { return token_flush_; }
   ModelMetrics& model(const std::string& name);
   // Latency of the busiest model's window (llmq serves one model) and tokens of all of them.
   ModelTotals model_totals();
@@ -73,12 +76,14 @@ class ServiceMetrics {
   Histogram& queue_wait_;
   Counter& job_retries_;
   Counter& dead_lettered_;
+  Histogram& token_flush_;
   Family<Histogram>& ttft_;
   Family<Histogram>& inter_token_;
   Family<Histogram>& duration_;
   Family<WindowQuantiles>& window_;
   Family<Counter>& prompt_tokens_;
   Family<Counter>& generated_tokens_;
+  Family<Counter>& cache_hit_tokens_;
   std::mutex models_mu_;                        // guards models_
   std::map<std::string, ModelMetrics> models_;  // resolved per-model instruments
 };

@@ -7,7 +7,10 @@
 
 #include <map>
 #include <mutex>
+#include <chrono>
 #include <set>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "engine/engine.h"
@@ -49,6 +52,13 @@ class FakeEngine final : public Engine {
     return std::make_unique<Sampler>();
   }
   bool decode(const std::vector<BatchEntry>& batch) override {
+    std::chrono::microseconds cost{0};
+    {
+      std::lock_guard lock(mu_);
+      cost = step_cost_;
+      for (const auto& e : batch) cost += e.logits ? std::chrono::microseconds(0) : prompt_token_cost_;
+    }
+    if (cost.count() > 0) std::this_thread::sleep_for(cost);
     std::lock_guard lock(mu_);
     batches_.push_back(batch);
     last_ = batch;
@@ -66,6 +76,11 @@ class FakeEngine final : public Engine {
     std::lock_guard lock(mu_);
     cleared_.push_back(slot);
   }
+  bool truncate_slot(std::int32_t slot, std::int32_t keep) override {
+    std::lock_guard lock(mu_);
+    truncated_.emplace_back(slot, keep);
+    return true;
+  }
 
   // --- test controls and observations (any thread) ---
   void set_piece(Token token, std::string piece) {
@@ -75,6 +90,17 @@ class FakeEngine final : public Engine {
   void set_end_of_generation(Token token) {
     std::lock_guard lock(mu_);
     eog_.insert(token);
+  }
+  // Makes decode() take time like a real model: `step` per call plus `prompt_token` per entry
+  // that asks for no logits (a prompt token that is not its prompt's last).
+  void set_costs(std::chrono::microseconds step, std::chrono::microseconds prompt_token) {
+    std::lock_guard lock(mu_);
+    step_cost_ = step;
+    prompt_token_cost_ = prompt_token;
+  }
+  std::vector<std::pair<std::int32_t, std::int32_t>> truncated() const {
+    std::lock_guard lock(mu_);
+    return truncated_;
   }
   void fail_next_decodes(int n) {
     std::lock_guard lock(mu_);
@@ -99,6 +125,8 @@ class FakeEngine final : public Engine {
   std::vector<BatchEntry> last_;
   std::vector<std::vector<BatchEntry>> batches_;
   std::vector<std::int32_t> cleared_;
+  std::vector<std::pair<std::int32_t, std::int32_t>> truncated_;  // (slot, kept tokens)
+  std::chrono::microseconds step_cost_{0}, prompt_token_cost_{0};
 };
 
 }  // namespace llmq::testing
