@@ -10,6 +10,7 @@
 
 #include "api/event_channel.h"
 #include "api/job_follower.h"
+#include "api/openai.h"
 #include "api/prompt.h"
 #include "http/sse.h"
 
@@ -20,8 +21,33 @@ using boost::asio::awaitable;
 using namespace boost::asio::experimental::awaitable_operators;
 namespace bhttp = boost::beast::http;
 
-http::Response error_response(const ApiError& err, bool keep_alive) {
-  return http::json_response(static_cast<bhttp::status>(err.status), err.to_json(), keep_alive);
+// The refusal body of the route's API: the contract's, or OpenAI's error shape.
+http::Response error_response(Dialect dialect, const ApiError& err, bool keep_alive) {
+  return http::json_response(static_cast<bhttp::status>(err.status),
+                             dialect == Dialect::native ? err.to_json() : openai::error_json(err),
+                             keep_alive);
+}
+
+// Routes under /v1/ are OpenAI's: their errors (even a 404) come in OpenAI's shape.
+Dialect dialect_of(std::string_view target) {
+  if (target == "/v1/chat/completions") return Dialect::openai_chat;
+  if (target.starts_with("/v1/")) return Dialect::openai_completion;
+  return Dialect::native;
+}
+
+const char* route_of(Dialect dialect) {
+  switch (dialect) {
+    case Dialect::openai_chat: return "/v1/chat/completions";
+    case Dialect::openai_completion: return "/v1/completions";
+    case Dialect::native: break;
+  }
+  return "/api/v1/req";
+}
+
+std::int64_t unix_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 http::Response with_retry_after(http::Response res, int seconds) {
@@ -48,9 +74,11 @@ bool is_json_content_type(std::string_view value) {
 // The route label of llmq_requests_total: a known path, or "other" so that scanners probing
 // random paths cannot grow the number of series.
 std::string route_label(std::string_view target) {
-  for (std::string_view known : {"/api/v1/req", "/healthz", "/readyz", "/metrics"}) {
+  for (std::string_view known : {"/api/v1/req", "/healthz", "/readyz", "/metrics",
+                                 "/v1/chat/completions", "/v1/completions", "/v1/models"}) {
     if (target == known) return std::string(known);
   }
+  if (target.starts_with("/v1/models/")) return "/v1/models";
   return "other";
 }
 
@@ -85,6 +113,7 @@ void note_event(telemetry::RequestRecord& record, const JobEvent& event) {
   } else if (const auto* done = std::get_if<DoneEvent>(&event)) {
     record.finish_reason = done->finish_reason;
     record.prompt_tokens = done->usage.prompt_tokens;
+    record.cached_tokens = done->usage.cached_tokens;
     record.generated_tokens = done->usage.completion_tokens;
     record.queue_ms = done->timings.queue_ms;
     record.ttft_ms = done->timings.ttft_ms;
@@ -96,16 +125,27 @@ void note_event(telemetry::RequestRecord& record, const JobEvent& event) {
   }
 }
 
+// A token's text was handed to the socket: how long after its sampling (the flush delay).
+void note_flushed(telemetry::ServiceMetrics* metrics, const JobEvent& event) {
+  const auto* token = std::get_if<TokenEvent>(&event);
+  if (metrics == nullptr || token == nullptr || token->sampled == Clock::time_point{}) return;
+  metrics->token_flush().observe(std::chrono::duration<double>(Clock::now() - token->sampled).count());
+}
+
 // Follows the job as an SSE stream until its done/error event, until the stream breaks, or
 // until the client has left too much unread (the channel overflows).
 awaitable<void> stream_events(JobFollower& follower, EventChannel& channel,
-                              http::Exchange& exchange, telemetry::RequestRecord& record) {
-  if (!co_await exchange.open_stream(bhttp::status::ok, "text/event-stream")) co_return;
+                              http::Exchange& exchange, telemetry::RequestRecord& record,
+                              telemetry::ServiceMetrics* metrics) {
+  if (!co_await exchange.open_stream(bhttp::status::ok, "text/event-stream", record.request_id)) {
+    co_return;
+  }
   std::int64_t id = 0;
   JobEvent event = follower.queued();
   while (true) {
     const std::string frame = http::sse_event(id++, event_name(event), event_json(event));
     if (!co_await exchange.write_chunk(frame)) co_return;
+    note_flushed(metrics, event);
     if (follower.finished()) break;
     if (channel.note_unsent(exchange.unsent_bytes())) co_return;
     event = co_await follower.next();
@@ -124,7 +164,8 @@ awaitable<void> answer_once(JobFollower& follower, const std::string& id, http::
     if (auto* token = std::get_if<TokenEvent>(&event)) text += token->text;
     if (auto* error = std::get_if<ErrorEvent>(&event)) {
       ApiError err{static_cast<int>(status_of(*error)), error->code, error->message, {}};
-      http::Response response = error_response(err, exchange.keep_alive());
+      http::Response response = error_response(Dialect::native, err, exchange.keep_alive());
+      response.set("X-Request-Id", id);
       co_await exchange.reply(std::move(response));
       co_return;
     }
@@ -137,6 +178,65 @@ awaitable<void> answer_once(JobFollower& follower, const std::string& id, http::
       http::Response response = http::json_response(
           bhttp::status::ok, body.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace),
           exchange.keep_alive());
+      response.set("X-Request-Id", id);
+      co_await exchange.reply(std::move(response));
+    }
+  }
+}
+
+// Follows the job as an OpenAI stream: `data: {chunk}` frames and `data: [DONE]`, with
+// `: ping` comments while it waits (OpenAI's clients know no queue events and skip comments).
+awaitable<void> openai_stream(JobFollower& follower, EventChannel& channel,
+                              http::Exchange& exchange, telemetry::RequestRecord& record,
+                              const openai::Completion& completion,
+                              telemetry::ServiceMetrics* metrics) {
+  if (!co_await exchange.open_stream(bhttp::status::ok, "text/event-stream", record.request_id)) {
+    co_return;
+  }
+  bool opened = false;  // the chat role chunk went out (a retried job starts twice)
+  while (!follower.finished()) {
+    JobEvent event = co_await follower.next();
+    note_event(record, event);
+    std::string frame;
+    if (std::holds_alternative<QueuedEvent>(event) || std::holds_alternative<PingEvent>(event)) {
+      frame = openai::Completion::ping();
+    } else if (std::holds_alternative<StartedEvent>(event)) {
+      if (!std::exchange(opened, true)) frame = completion.opening();
+    } else if (const auto* token = std::get_if<TokenEvent>(&event)) {
+      frame = completion.delta(token->text);
+    } else if (const auto* done = std::get_if<DoneEvent>(&event)) {
+      frame = completion.ending(*done);
+    } else if (const auto* error = std::get_if<ErrorEvent>(&event)) {
+      frame = openai::Completion::stream_error(
+          {static_cast<int>(status_of(*error)), error->code, error->message, {}});
+    }
+    if (!co_await exchange.write_chunk(frame)) co_return;
+    note_flushed(metrics, event);
+    if (channel.note_unsent(exchange.unsent_bytes())) co_return;
+  }
+  co_await exchange.close_stream();
+}
+
+// Follows the job to its end and answers with OpenAI's completion object.
+awaitable<void> openai_answer(JobFollower& follower, http::Exchange& exchange,
+                              telemetry::RequestRecord& record,
+                              const openai::Completion& completion) {
+  std::string text;
+  while (!follower.finished()) {
+    JobEvent event = co_await follower.next();
+    note_event(record, event);
+    if (auto* token = std::get_if<TokenEvent>(&event)) text += token->text;
+    if (auto* error = std::get_if<ErrorEvent>(&event)) {
+      ApiError err{static_cast<int>(status_of(*error)), error->code, error->message, {}};
+      http::Response response = error_response(Dialect::openai_chat, err, exchange.keep_alive());
+      response.set("X-Request-Id", record.request_id);
+      co_await exchange.reply(std::move(response));
+      co_return;
+    }
+    if (auto* done = std::get_if<DoneEvent>(&event)) {
+      http::Response response =
+          http::json_response(bhttp::status::ok, completion.whole(text, *done), exchange.keep_alive());
+      response.set("X-Request-Id", record.request_id);
       co_await exchange.reply(std::move(response));
     }
   }
@@ -145,15 +245,24 @@ awaitable<void> answer_once(JobFollower& follower, const std::string& id, http::
 }  // namespace
 
 ApiHandler::ApiHandler(ServiceState& state, ApiOptions options)
-    : state_(state), options_(std::move(options)) {}
+    : state_(state), options_(std::move(options)), started_unix_(unix_seconds()) {}
 
 awaitable<void> ApiHandler::handle(const http::Request& request, http::Exchange& exchange) {
   // Note for GCC 12: no temporary with a destructor may live inside a co_await expression
   // (it is destroyed twice); responses are built into named variables first.
   std::string_view target = request.target();
   target = target.substr(0, target.find('?'));
-  if (target == "/api/v1/req" && request.method() == bhttp::verb::post) {
-    co_await submit(request, exchange);
+  const bool post = request.method() == bhttp::verb::post;
+  const bool get = request.method() == bhttp::verb::get || request.method() == bhttp::verb::head;
+  if (post && target == "/api/v1/req") {
+    co_await submit(request, exchange, Dialect::native);
+  } else if (post && target == "/v1/chat/completions") {
+    co_await submit(request, exchange, Dialect::openai_chat);
+  } else if (post && target == "/v1/completions") {
+    co_await submit(request, exchange, Dialect::openai_completion);
+  } else if (get && (target == "/v1/models" || target.starts_with("/v1/models/"))) {
+    http::Response response = models(request, target, exchange);
+    co_await exchange.reply(std::move(response));
   } else {
     http::Response response = route_simple(request, target, exchange.keep_alive());
     co_await exchange.reply(std::move(response));
@@ -187,16 +296,57 @@ http::Response ApiHandler::route_simple(const http::Request& request, std::strin
   if (target == "/readyz" && get) return readiness(keep_alive);
   const bool has_metrics = options_.metrics != nullptr;
   if (target == "/metrics" && get && has_metrics) return metrics(keep_alive);
+  const Dialect dialect = dialect_of(target);
   if (target == "/healthz" || target == "/readyz" || target == "/api/v1/req" ||
-      (target == "/metrics" && has_metrics)) {
-    return error_response({405, "method_not_allowed",
+      target == "/v1/chat/completions" || target == "/v1/completions" || target == "/v1/models" ||
+      target.starts_with("/v1/models/") || (target == "/metrics" && has_metrics)) {
+    return error_response(dialect,
+                          {405, "method_not_allowed",
                            std::string(request.method_string()) + " is not allowed on " +
                                std::string(target),
                            {}},
                           keep_alive);
   }
   count_rejection("not_found");
-  return error_response({404, "not_found", "no route " + std::string(target), {}}, keep_alive);
+  return error_response(dialect, {404, "not_found", "no route " + std::string(target), {}},
+                        keep_alive);
+}
+
+http::Response ApiHandler::models(const http::Request& request, std::string_view target,
+                                  const http::Exchange& exchange) const {
+  const bool keep_alive = exchange.keep_alive();
+  const auto refuse = [&](const ApiError& err, int retry_after_s) {
+    http::Response response = error_response(Dialect::openai_completion, err, keep_alive);
+    if (retry_after_s > 0) response = with_retry_after(std::move(response), retry_after_s);
+    if (err.status == 401) response.set(bhttp::field::www_authenticate, "Bearer realm=\"llmq\"");
+    return response;
+  };
+  if (options_.api_keys != nullptr && options_.api_keys->enabled()) {
+    const std::string_view presented =
+        presented_key(request[bhttp::field::authorization], request["X-API-Key"]);
+    if (presented.empty() || options_.api_keys->match(presented) == nullptr) {
+      count_rejection("unauthorized");
+      return refuse({401, "unauthorized",
+                     presented.empty() ? "an API key is required (Authorization: Bearer <key>)"
+                                       : "the API key is not valid",
+                     {}},
+                    0);
+    }
+  }
+  const Engine* engine = state_.engine.load();
+  if (engine == nullptr) return refuse({503, "not_ready", "the model is still loading", {}}, 1);
+  const ModelInfo& model = engine->info();
+  if (target == "/v1/models") {
+    return http::json_response(bhttp::status::ok, openai::model_list_json(model, started_unix_),
+                               keep_alive);
+  }
+  const std::string_view id = target.substr(std::string_view("/v1/models/").size());
+  if (id != model.name) {
+    return refuse({404, "model_not_found", "model '" + std::string(id) + "' is not served here",
+                   std::string("model")},
+                  0);
+  }
+  return http::json_response(bhttp::status::ok, openai::model_json(model, started_unix_), keep_alive);
 }
 
 http::Response ApiHandler::readiness(bool keep_alive) const {
@@ -237,14 +387,14 @@ std::variant<Admission::Ticket, Refusal> ApiHandler::admit_client(
 }
 
 std::variant<ApiHandler::Admitted, http::Response> ApiHandler::admit(
-    const http::Request& request, std::shared_ptr<JobSink> sink, const http::Exchange& exchange,
-    telemetry::RequestRecord& record) const {
+    const http::Request& request, Dialect dialect, std::shared_ptr<JobSink> sink,
+    const http::Exchange& exchange, telemetry::RequestRecord& record) const {
   const bool keep_alive = exchange.keep_alive();
   // retry_after_s 0: no Retry-After header.
   const auto refuse = [&](const ApiError& err, std::int64_t retry_after_s = 0) {
     record.rejection_reason = rejection_reason(err);
     count_rejection(rejection_reason(err));
-    http::Response response = error_response(err, keep_alive);
+    http::Response response = error_response(dialect, err, keep_alive);
     if (retry_after_s > 0) response = with_retry_after(std::move(response), static_cast<int>(retry_after_s));
     if (err.status == 401) response.set(bhttp::field::www_authenticate, "Bearer realm=\"llmq\"");
     return response;
@@ -266,7 +416,7 @@ std::variant<ApiHandler::Admitted, http::Response> ApiHandler::admit(
 
   const std::string_view key = request["Idempotency-Key"];
   if (key.empty() || options_.idempotency == nullptr) {
-    auto queued = queue_job(request, std::move(sink), refuse, record);
+    auto queued = queue_job(request, dialect, std::move(sink), refuse, record);
     if (auto* response = std::get_if<http::Response>(&queued)) return std::move(*response);
     return Admitted{std::get<JobPtr>(queued), std::move(ticket), nullptr, false};
   }
@@ -282,7 +432,7 @@ std::variant<ApiHandler::Admitted, http::Response> ApiHandler::admit(
       scope, std::string(key), std::hash<std::string_view>{}(request.body()),
       [&](std::shared_ptr<Fanout> fanout) -> JobPtr {
         fanout->attach(sink);
-        auto queued = queue_job(request, fanout, refuse, record);
+        auto queued = queue_job(request, dialect, fanout, refuse, record);
         if (auto* response = std::get_if<http::Response>(&queued)) {
           refused = std::move(*response);
           return nullptr;
@@ -303,16 +453,17 @@ std::variant<ApiHandler::Admitted, http::Response> ApiHandler::admit(
 }
 
 std::variant<JobPtr, http::Response> ApiHandler::queue_job(
-    const http::Request& request, std::shared_ptr<JobSink> sink,
+    const http::Request& request, Dialect dialect, std::shared_ptr<JobSink> sink,
     const std::function<http::Response(const ApiError&, std::int64_t)>& refuse,
     telemetry::RequestRecord& record) const {
   const Engine* engine = state_.engine.load();
-  ParseResult parsed = parse_request(request.body(), options_.parse_limits);
+  ParseResult parsed = parse_request(request.body(), options_.parse_limits, dialect);
   if (auto* err = std::get_if<ApiError>(&parsed)) return refuse(*err, 0);
   PromptResult prompt = validate_for_model(std::move(std::get<ParsedRequest>(parsed)), *engine);
   if (auto* err = std::get_if<ApiError>(&prompt)) return refuse(*err, 0);
   ValidatedRequest validated = std::move(std::get<ValidatedRequest>(prompt));
   record.model = validated.model;
+  record.user = validated.params.user;
 
   const std::int64_t timeout_ms = validated.params.timeout_ms.value_or(options_.default_timeout_ms);
   std::optional<Clock::time_point> deadline;
@@ -340,14 +491,16 @@ std::variant<JobPtr, http::Response> ApiHandler::queue_job(
   return refuse({503, "shutting_down", "the server is shutting down", {}}, 5);
 }
 
-awaitable<void> ApiHandler::submit(const http::Request& request, http::Exchange& exchange) {
+awaitable<void> ApiHandler::submit(const http::Request& request, http::Exchange& exchange,
+                                   Dialect dialect) {
   const Clock::time_point began = Clock::now();
   telemetry::RequestRecord record;
   record.at = std::chrono::system_clock::now();
-  record.route = "/api/v1/req";
+  record.route = route_of(dialect);
   auto channel = std::make_shared<EventChannel>(co_await boost::asio::this_coro::executor,
                                                 options_.max_stream_buffer_bytes);
-  std::variant<Admitted, http::Response> admitted = admit(request, channel, exchange, record);
+  std::variant<Admitted, http::Response> admitted =
+      admit(request, dialect, channel, exchange, record);
   if (auto* refusal = std::get_if<http::Response>(&admitted)) {
     // A refusal has no job id; this one names its document for the client and the logs.
     record.request_id = new_request_id();
@@ -361,10 +514,19 @@ awaitable<void> ApiHandler::submit(const http::Request& request, http::Exchange&
   // A request attached to an earlier one's job has a document of its own.
   record.request_id = admission.attached ? new_request_id() : job->id();
   JobFollower follower(job, channel, state_.queue, options_.ping_interval);
+  const ParsedRequest& params = job->request().params;
+  const openai::Completion completion(dialect, record.request_id,
+                                      std::chrono::duration_cast<std::chrono::seconds>(
+                                          record.at.time_since_epoch()).count(),
+                                      job->request().model, params.include_usage);
   // Named awaitables: see the GCC 12 note in handle().
-  awaitable<void> work = job->request().params.stream
-                             ? stream_events(follower, *channel, exchange, record)
-                             : answer_once(follower, job->id(), exchange, record);
+  awaitable<void> work =
+      dialect == Dialect::native
+          ? (params.stream ? stream_events(follower, *channel, exchange, record, options_.metrics)
+                           : answer_once(follower, record.request_id, exchange, record))
+          : (params.stream
+                 ? openai_stream(follower, *channel, exchange, record, completion, options_.metrics)
+                 : openai_answer(follower, exchange, record, completion));
   awaitable<void> gone = exchange.client_gone();
   awaitable<void> overflow = channel->wait_overflow();
   auto race = std::move(work) || std::move(gone) || std::move(overflow);

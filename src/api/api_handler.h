@@ -1,8 +1,9 @@
 // ApiHandler: llmq's routes. It admits requests into the queue and follows each job to its end,
 // streaming (SSE) or answering once (JSON).
 //
-// Routes: POST /api/v1/req, GET /healthz, GET /readyz, GET /metrics. Everything else is a JSON 404 (or 405
-// for a known path with the wrong method).
+// Routes: POST /api/v1/req, GET /healthz, GET /readyz, GET /metrics, and the OpenAI-compatible
+// POST /v1/chat/completions, POST /v1/completions, GET /v1/models[/{id}] (api/openai.h). Everything
+// else is a JSON 404 (or 405 for a known path with the wrong method).
 #pragma once
 
 #include <atomic>
@@ -53,7 +54,9 @@ class ApiHandler final : public http::Handler {
                                       http::Exchange& exchange) override;
 
  private:
-  boost::asio::awaitable<void> submit(const http::Request& request, http::Exchange& exchange);
+  // The completion routes: /api/v1/req, and OpenAI's two (`dialect` says which).
+  boost::asio::awaitable<void> submit(const http::Request& request, http::Exchange& exchange,
+                                      Dialect dialect);
   // A queued job, and the client's ticket that stays held until the request ends.
   struct Admitted {
     JobPtr job;
@@ -63,7 +66,7 @@ class ApiHandler final : public http::Handler {
   };
   // Checks the request and queues its job, or says why not (the refusal response). `record`
   // gets the refusal reason, or the model of an admitted job.
-  std::variant<Admitted, http::Response> admit(const http::Request& request,
+  std::variant<Admitted, http::Response> admit(const http::Request& request, Dialect dialect,
                                                std::shared_ptr<JobSink> sink,
                                                const http::Exchange& exchange,
                                                telemetry::RequestRecord& record) const;
@@ -73,7 +76,7 @@ class ApiHandler final : public http::Handler {
                                                           const http::Exchange& exchange,
                                                           telemetry::RequestRecord& record) const;
   // Validates the body and queues a new job with `sink` (or says why not).
-  std::variant<JobPtr, http::Response> queue_job(const http::Request& request,
+  std::variant<JobPtr, http::Response> queue_job(const http::Request& request, Dialect dialect,
                                                  std::shared_ptr<JobSink> sink,
                                                  const std::function<http::Response(const ApiError&, std::int64_t)>& refuse,
                                                  telemetry::RequestRecord& record) const;
@@ -82,11 +85,15 @@ class ApiHandler final : public http::Handler {
   http::Response route_simple(const http::Request& request, std::string_view target,
                               bool keep_alive) const;
   http::Response readiness(bool keep_alive) const;
+  // GET /v1/models and /v1/models/{id} (behind the API keys, when there are keys).
+  http::Response models(const http::Request& request, std::string_view target,
+                        const http::Exchange& exchange) const;
   http::Response metrics(bool keep_alive) const;
   void count_rejection(const char* reason) const;
 
   ServiceState& state_;
   const ApiOptions options_;
+  const std::int64_t started_unix_;  // the `created` of the served model (unix seconds)
 };
 
 }  // namespace llmq

@@ -206,6 +206,36 @@ MaybeError read_number(const json& v, const std::string& field, const std::strin
   return std::nullopt;
 }
 
+// A message's content: a string, or (as OpenAI clients send it) an array of text parts, which
+// are joined. A null content is an empty one (an assistant turn that only called tools).
+MaybeError read_content(const json& v, const std::string& field, std::string& out) {
+  if (v.is_null()) return std::nullopt;
+  if (v.is_string()) return read_string(v, field, out);
+  const std::string rule = field + " must be a string or an array of text parts";
+  if (!v.is_array()) return bad_field(field, "invalid_type", rule);
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const std::string part = field + "[" + std::to_string(i) + "]";
+    const json& p = v[i];
+    if (!p.is_object()) return bad_field(part, "invalid_type", rule);
+    const auto type = p.find("type");
+    if (type == p.end() || !type->is_string()) {
+      return bad_field(part + ".type", "invalid_type", part + ".type must be a string");
+    }
+    if (*type != "text") {
+      return bad_field(part + ".type", "unsupported",
+                       "only text parts are supported, not \"" + type->get<std::string>() + "\"");
+    }
+    const auto text = p.find("text");
+    if (text == p.end()) {
+      return bad_field(part + ".text", "invalid_type", part + ".text must be a string");
+    }
+    std::string piece;
+    if (auto e = read_string(*text, part + ".text", piece)) return e;
+    out += piece;
+  }
+  return std::nullopt;
+}
+
 MaybeError parse_messages(const json& v, std::vector<ChatMessage>& out) {
   if (!v.is_array()) {
     return bad_field("messages", "invalid_type", "messages must be an array of message objects");
@@ -224,35 +254,62 @@ MaybeError parse_messages(const json& v, std::vector<ChatMessage>& out) {
       return bad_field(name + ".role", "invalid_type", name + ".role must be a string");
     }
     if (auto e = read_string(*role, name + ".role", msg.role)) return e;
+    // OpenAI's "developer" is its newer name for the system turn.
+    if (msg.role == "developer") msg.role = "system";
+    if (msg.role == "tool" || msg.role == "function") {
+      return bad_field(name + ".role", "unsupported", "tool messages are not supported");
+    }
     if (msg.role != "system" && msg.role != "user" && msg.role != "assistant") {
       return bad_field(name + ".role", "out_of_range",
-                       name + ".role must be \"system\", \"user\" or \"assistant\"");
+                       name + ".role must be \"system\", \"developer\", \"user\" or \"assistant\"");
     }
     const auto content = m.find("content");
-    if (content == m.end()) {
+    if (content == m.end() || (content->is_null() && msg.role != "assistant")) {
       return bad_field(name + ".content", "invalid_type", name + ".content must be a string");
     }
-    if (auto e = read_string(*content, name + ".content", msg.content)) return e;
+    if (auto e = read_content(*content, name + ".content", msg.content)) return e;
     out.push_back(std::move(msg));
   }
   return std::nullopt;
 }
 
-// Exactly one of prompt / messages says what to complete.
+MaybeError parse_prompt(const json& v, ParsedRequest& req) {
+  std::string text;
+  if (v.is_array() && req.dialect == Dialect::openai_completion) {
+    // OpenAI takes a batch of prompts here; llmq answers one prompt per request.
+    if (v.size() != 1) {
+      return bad_field("prompt", "unsupported", "prompt must be one string (batches are not supported)");
+    }
+    if (auto e = read_string(v[0], "prompt", text)) return e;
+  } else if (auto e = read_string(v, "prompt", text)) {
+    return e;
+  }
+  if (text.empty()) return bad_field("prompt", "out_of_range", "prompt must not be empty");
+  req.prompt = std::move(text);
+  return std::nullopt;
+}
+
+// What to complete: exactly one of prompt / messages on the native route; messages on
+// /v1/chat/completions; prompt on /v1/completions.
 MaybeError parse_input(const json& body, ParsedRequest& req) {
   const json* prompt = find(body, "prompt");
   const json* messages = find(body, "messages");
+  switch (req.dialect) {
+    case Dialect::openai_chat:
+      if (messages == nullptr) return bad_field("messages", "missing", "messages is required");
+      return parse_messages(*messages, req.messages.emplace());
+    case Dialect::openai_completion:
+      if (prompt == nullptr) return bad_field("prompt", "missing", "prompt is required");
+      return parse_prompt(*prompt, req);
+    case Dialect::native:
+      break;
+  }
   if ((prompt == nullptr) == (messages == nullptr)) {
     return ApiError{400, "invalid_request", "exactly one of prompt or messages must be given",
                     "prompt"};
   }
   if (messages != nullptr) return parse_messages(*messages, req.messages.emplace());
-
-  std::string text;
-  if (auto e = read_string(*prompt, "prompt", text)) return e;
-  if (text.empty()) return bad_field("prompt", "out_of_range", "prompt must not be empty");
-  req.prompt = std::move(text);
-  return std::nullopt;
+  return parse_prompt(*prompt, req);
 }
 
 MaybeError parse_model(const json& body, ParsedRequest& req) {
@@ -289,6 +346,14 @@ MaybeError parse_sampling(const json& body, SamplingParams& s) {
     if (auto e = read_integer(*v, "seed", 0, UINT32_MAX, n)) return e;
     s.seed = static_cast<std::uint32_t>(n);
   }
+  for (auto [name, out] : {std::pair{"presence_penalty", &s.presence_penalty},
+                           std::pair{"frequency_penalty", &s.frequency_penalty}}) {
+    const json* v = find(body, name);
+    if (v == nullptr) continue;
+    const std::string rule = std::string(name) + " must be a number between -2 and 2";
+    if (auto e = read_number(*v, name, rule, *out)) return e;
+    if (!(*out >= -2.0 && *out <= 2.0)) return bad_field(name, "out_of_range", rule);
+  }
   return std::nullopt;
 }
 
@@ -323,9 +388,13 @@ MaybeError parse_stop(const json& body, std::vector<std::string>& stop) {
 
 MaybeError parse_limits(const json& body, const ParseLimits& limits, ParsedRequest& req) {
   std::int64_t n = 0;
-  if (const json* v = find(body, "max_tokens")) {
-    if (auto e = read_integer(*v, "max_tokens", 1, kMaxTokensCap, n)) return e;
-    req.max_tokens = static_cast<std::int32_t>(n);
+  // OpenAI's chat route names it max_completion_tokens now; max_tokens is its older name.
+  for (const char* name : {"max_tokens", "max_completion_tokens"}) {
+    if (req.dialect != Dialect::openai_chat && name != std::string_view("max_tokens")) continue;
+    if (const json* v = find(body, name)) {
+      if (auto e = read_integer(*v, name, 1, kMaxTokensCap, n)) return e;
+      req.max_tokens = static_cast<std::int32_t>(n);
+    }
   }
   if (const json* v = find(body, "timeout_ms")) {
     if (auto e = read_integer(*v, "timeout_ms", 1, limits.max_timeout_ms, n)) return e;
@@ -340,14 +409,76 @@ MaybeError parse_limits(const json& body, const ParseLimits& limits, ParsedReque
   return std::nullopt;
 }
 
+// A field OpenAI defines for a feature llmq does not have: accepted at its "off" value (which
+// clients send by default), refused otherwise so that nobody gets silently different output.
+MaybeError refuse_unsupported(const json& body, const char* name, bool (*off)(const json&)) {
+  const json* v = find(body, name);
+  if (v == nullptr || off(*v)) return std::nullopt;
+  return bad_field(name, "unsupported", std::string(name) + " is not supported by llmq");
+}
+
+MaybeError parse_openai_fields(const json& body, ParsedRequest& req) {
+  std::int64_t n = 0;
+  if (const json* v = find(body, "n")) {
+    if (auto e = read_integer(*v, "n", 1, 1, n)) {
+      return bad_field("n", e->code == "out_of_range" ? "unsupported" : e->code,
+                       "n must be 1: llmq generates one choice per request");
+    }
+  }
+  if (const json* v = find(body, "stream_options")) {
+    if (!v->is_object()) {
+      return bad_field("stream_options", "invalid_type", "stream_options must be an object");
+    }
+    if (const json* u = find(*v, "include_usage")) {
+      if (!u->is_boolean()) {
+        return bad_field("stream_options.include_usage", "invalid_type",
+                         "stream_options.include_usage must be true or false");
+      }
+      req.include_usage = u->get<bool>();
+    }
+  }
+  if (const json* v = find(body, "user")) {
+    if (auto e = read_string(*v, "user", req.user)) return e;
+    constexpr std::size_t kMaxUser = 256;
+    if (req.user.size() > kMaxUser) {
+      return bad_field("user", "out_of_range", "user must be at most 256 bytes");
+    }
+  }
+  const auto is_false = [](const json& v) { return v.is_boolean() && !v.get<bool>(); };
+  const auto is_empty = [](const json& v) { return (v.is_array() || v.is_object()) && v.empty(); };
+  const auto is_one = [](const json& v) { return v.is_number() && v.get<double>() == 1.0; };
+  const auto is_text_format = [](const json& v) {
+    return v.is_object() && v.size() == 1 && v.contains("type") && v["type"] == "text";
+  };
+  const auto is_no_tool = [](const json& v) { return v == "none" || v == "auto"; };
+  if (auto e = refuse_unsupported(body, "logprobs", is_false)) return e;
+  if (auto e = refuse_unsupported(body, "top_logprobs", [](const json& v) { return v == 0; })) return e;
+  if (auto e = refuse_unsupported(body, "echo", is_false)) return e;
+  if (auto e = refuse_unsupported(body, "best_of", is_one)) return e;
+  if (auto e = refuse_unsupported(body, "suffix", [](const json& v) { return v == ""; })) return e;
+  if (auto e = refuse_unsupported(body, "logit_bias", is_empty)) return e;
+  if (auto e = refuse_unsupported(body, "tools", is_empty)) return e;
+  if (auto e = refuse_unsupported(body, "functions", is_empty)) return e;
+  if (auto e = refuse_unsupported(body, "tool_choice", is_no_tool)) return e;
+  if (auto e = refuse_unsupported(body, "response_format", is_text_format)) return e;
+  return std::nullopt;
+}
+
 }  // namespace
 
-ParseResult parse_request(std::string_view body, const ParseLimits& limits) {
+ParseResult parse_request(std::string_view body, const ParseLimits& limits, Dialect dialect) {
   json doc;
   if (auto e = parse_body(body, doc)) return std::move(*e);
 
   ParsedRequest req;
+  req.dialect = dialect;
   req.max_tokens = limits.default_max_tokens;
+  if (dialect != Dialect::native) {
+    // OpenAI's defaults: an answer in one piece, sampled at temperature 1.
+    req.stream = false;
+    req.sampling.temperature = 1.0;
+    if (auto e = parse_openai_fields(doc, req)) return std::move(*e);
+  }
   if (auto e = parse_input(doc, req)) return std::move(*e);
   if (auto e = parse_model(doc, req)) return std::move(*e);
   if (auto e = parse_limits(doc, limits, req)) return std::move(*e);

@@ -1,4 +1,4 @@
-// Parsing of the `POST /api/v1/req` body into a ParsedRequest (see api/request.h).
+// Parsing of the `POST /api/v1/req` body (and of the OpenAI routes' bodies) into a ParsedRequest (see api/request.h).
 //
 // Rules (from the contract): malformed JSON, duplicate keys, invalid UTF-8 and a body that is not
 // a JSON object are 400 with code "invalid_json"; unknown fields are ignored; a known field of
@@ -21,6 +21,10 @@ struct ParseLimits {
 
 using ParseResult = std::variant<ParsedRequest, ApiError>;
 
-ParseResult parse_request(std::string_view body, const ParseLimits& limits = {});
+// `dialect` picks the route's rules: the native route's, or OpenAI's (its defaults: stream
+// false and temperature 1; its fields n, stream_options, user; its features llmq lacks refused
+// with code "unsupported" unless set to their off value).
+ParseResult parse_request(std::string_view body, const ParseLimits& limits = {},
+                          Dialect dialect = Dialect::native);
 
 }  // namespace llmq

@@ -132,7 +132,8 @@ asio::awaitable<void> Exchange::reply(Response response) {
   if (ec) keep_alive_ = false;
 }
 
-asio::awaitable<bool> Exchange::open_stream(bhttp::status status, std::string_view content_type) {
+asio::awaitable<bool> Exchange::open_stream(bhttp::status status, std::string_view content_type,
+                                            std::string_view request_id) {
   keep_alive_ = false;
   status_ = static_cast<int>(status);
   bhttp::response<bhttp::empty_body> head{status, 11};
@@ -140,6 +141,7 @@ asio::awaitable<bool> Exchange::open_stream(bhttp::status status, std::string_vi
   head.set(bhttp::field::cache_control, "no-cache");
   head.set(bhttp::field::server, "llmq");
   head.set("X-Accel-Buffering", "no");
+  if (!request_id.empty()) head.set("X-Request-Id", request_id);
   head.keep_alive(false);
   head.chunked(true);
   bhttp::response_serializer<bhttp::empty_body> sr{head};

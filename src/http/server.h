@@ -60,7 +60,8 @@ class Exchange {
   asio::awaitable<void> reply(Response response);
 
   // Starts a chunked response; the connection closes after the stream ends.
-  asio::awaitable<bool> open_stream(bhttp::status status, std::string_view content_type);
+  asio::awaitable<bool> open_stream(bhttp::status status, std::string_view content_type,
+                                    std::string_view request_id = {});
   // False once the client can no longer be written to, or took nothing for the send timeout.
   asio::awaitable<bool> write_chunk(std::string_view data);
   asio::awaitable<void> close_stream();

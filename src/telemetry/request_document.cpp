@@ -47,6 +47,7 @@ nlohmann::json request_document(const RequestRecord& r, const DocumentOrigin& or
   put_if(llmq, "model", r.model);
   put_if(llmq, "worker", r.worker);
   put_if(llmq, "api_key", r.api_key);
+  put_if(llmq, "user", r.user);
   put_if(llmq, "finish_reason", r.finish_reason);
   put_if(llmq, "rejection_reason", r.rejection_reason);
   put_if(llmq, "queue_ms", r.queue_ms);
@@ -56,6 +57,7 @@ nlohmann::json request_document(const RequestRecord& r, const DocumentOrigin& or
   nlohmann::json tokens = nlohmann::json::object();
   put_if(tokens, "prompt", r.prompt_tokens);
   put_if(tokens, "generated", r.generated_tokens);
+  put_if(tokens, "cached", r.cached_tokens);
   if (!tokens.empty()) llmq["tokens"] = std::move(tokens);
   doc["llmq"] = std::move(llmq);
   return doc;

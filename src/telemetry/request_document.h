@@ -43,9 +43,10 @@ struct RequestRecord {
   std::string rejection_reason;  // refusals and early ends (queue_full, invalid, deadline…)
   std::string worker;            // empty: never reached a worker
   std::string api_key;           // the name of the API key it presented (never the key)
+  std::string user;              // the OpenAI `user` the client named, if any
   int attempts = 0;
   std::optional<std::int64_t> queue_ms, ttft_ms, total_ms;
-  std::optional<std::int64_t> prompt_tokens, generated_tokens;
+  std::optional<std::int64_t> prompt_tokens, generated_tokens, cached_tokens;
   std::optional<double> decode_tokens_per_s;
 };
 

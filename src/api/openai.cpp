@@ -1,0 +1,156 @@
+#include "api/openai.h"
+
+#include <nlohmann/json.hpp>
+
+#include <utility>
+
+namespace llmq::openai {
+namespace {
+
+using json = nlohmann::ordered_json;
+
+// Text from the model is valid UTF-8 by construction, an error message may echo client bytes:
+// either way, a serialisation must not throw.
+std::string dump(const json& value) {
+  return value.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string frame(const json& value) { return "data: " + dump(value) + "\n\n"; }
+
+const char* error_type(int status) {
+  if (status == 401) return "authentication_error";
+  if (status == 429) return "rate_limit_error";
+  if (status >= 500) return "server_error";
+  return "invalid_request_error";
+}
+
+json openai_usage(const Usage& usage) {
+  return {{"prompt_tokens", usage.prompt_tokens},
+          {"completion_tokens", usage.completion_tokens},
+          {"total_tokens", usage.prompt_tokens + usage.completion_tokens},
+          {"prompt_tokens_details", {{"cached_tokens", usage.cached_tokens}}}};
+}
+
+}  // namespace
+
+std::string error_json(const ApiError& error) {
+  json body = {{"message", error.message},
+               {"type", error_type(error.status)},
+               {"param", error.field ? json(*error.field) : json(nullptr)},
+               {"code", error.code}};
+  return dump(json{{"error", std::move(body)}});
+}
+
+Completion::Completion(Dialect dialect, std::string_view request_id, std::int64_t created,
+                       std::string model, bool include_usage)
+    : dialect_(dialect),
+      id_((dialect == Dialect::openai_chat ? "chatcmpl-" : "cmpl-") + std::string(request_id)),
+      created_(created),
+      model_(std::move(model)),
+      include_usage_(include_usage) {}
+
+std::string Completion::opening() const {
+  if (dialect_ != Dialect::openai_chat) return {};
+  return frame({{"id", id_},
+                {"object", "chat.completion.chunk"},
+                {"created", created_},
+                {"model", model_},
+                {"choices", json::array({{{"index", 0},
+                                          {"delta", {{"role", "assistant"}, {"content", ""}}},
+                                          {"logprobs", nullptr},
+                                          {"finish_reason", nullptr}}})},
+                {"usage", nullptr}});
+}
+
+std::string Completion::delta(std::string_view text) const {
+  json choice = {{"index", 0}};
+  json chunk = {{"id", id_}};
+  if (dialect_ == Dialect::openai_chat) {
+    chunk["object"] = "chat.completion.chunk";
+    choice["delta"] = {{"content", text}};
+  } else {
+    chunk["object"] = "text_completion";
+    choice["text"] = text;
+  }
+  choice["logprobs"] = nullptr;
+  choice["finish_reason"] = nullptr;
+  chunk["created"] = created_;
+  chunk["model"] = model_;
+  chunk["choices"] = json::array({std::move(choice)});
+  // OpenAI's streams with include_usage carry "usage": null on every chunk but the last.
+  if (include_usage_) chunk["usage"] = nullptr;
+  return frame(chunk);
+}
+
+std::string Completion::ending(const DoneEvent& done) const {
+  const bool chat = dialect_ == Dialect::openai_chat;
+  const char* object = chat ? "chat.completion.chunk" : "text_completion";
+  json choice = {{"index", 0}};
+  if (chat) {
+    choice["delta"] = json::object();
+  } else {
+    choice["text"] = "";
+  }
+  choice["logprobs"] = nullptr;
+  choice["finish_reason"] = done.finish_reason;
+  json last = {{"id", id_},
+               {"object", object},
+               {"created", created_},
+               {"model", model_},
+               {"choices", json::array({std::move(choice)})}};
+  if (include_usage_) last["usage"] = nullptr;
+  std::string out = frame(last);
+  if (include_usage_) {
+    out += frame({{"id", id_},
+                  {"object", object},
+                  {"created", created_},
+                  {"model", model_},
+                  {"choices", json::array()},
+                  {"usage", openai_usage(done.usage)},
+                  {"timings", timings_json(done.timings)}});
+  }
+  out += "data: [DONE]\n\n";
+  return out;
+}
+
+std::string Completion::stream_error(const ApiError& error) {
+  return "data: " + error_json(error) + "\n\n";
+}
+
+std::string Completion::ping() { return ": ping\n\n"; }
+
+std::string Completion::whole(std::string_view text, const DoneEvent& done) const {
+  json choice = {{"index", 0}};
+  if (dialect_ == Dialect::openai_chat) {
+    choice["message"] = {{"role", "assistant"}, {"content", text}};
+  } else {
+    choice["text"] = text;
+  }
+  choice["logprobs"] = nullptr;
+  choice["finish_reason"] = done.finish_reason;
+  return dump({{"id", id_},
+               {"object", dialect_ == Dialect::openai_chat ? "chat.completion" : "text_completion"},
+               {"created", created_},
+               {"model", model_},
+               {"choices", json::array({std::move(choice)})},
+               {"usage", openai_usage(done.usage)},
+               {"timings", timings_json(done.timings)}});
+}
+
+namespace {
+
+json model_object(const ModelInfo& model, std::int64_t created) {
+  return {{"id", model.name}, {"object", "model"}, {"created", created}, {"owned_by", "llmq"}};
+}
+
+}  // namespace
+
+std::string model_list_json(const ModelInfo& model, std::int64_t created) {
+  return dump({{"object", "list"}, {"data", json::array({model_object(model, created)})}});
+}
+
+std::string model_json(const ModelInfo& model, std::int64_t created) {
+  return dump(model_object(model, created));
+}
+
+}  // namespace llmq::openai

@@ -1,0 +1,62 @@
+// The OpenAI-compatible answers: the JSON that /v1/chat/completions, /v1/completions and
+// /v1/models send, shaped as OpenAI's API reference defines it, so that its SDKs and the tools
+// built on them read llmq unchanged.
+//
+// Pure functions of plain data: the API handler follows the job and calls these to frame what
+// it sends (see api_handler.cpp). The requests themselves are parsed by parse_request with an
+// OpenAI Dialect (api/validation.h).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "engine/engine.h"
+#include "http/api_error.h"
+#include "queue/job_events.h"
+#include "queue/request.h"
+
+namespace llmq::openai {
+
+// {"error":{"message","type","param","code"}}: OpenAI's error body for one of our refusals.
+// `type` follows the status: invalid_request_error (4xx), authentication_error (401),
+// rate_limit_error (429), server_error (5xx); `code` is the contract's code.
+std::string error_json(const ApiError& error);
+
+// The answer to one completion request, in pieces as it is streamed or whole at its end.
+class Completion {
+ public:
+  // `request_id`: the job's id; `created`: unix seconds of its arrival.
+  Completion(Dialect dialect, std::string_view request_id, std::int64_t created, std::string model,
+             bool include_usage);
+
+  // The answer's id: "chatcmpl-<request id>" or "cmpl-<request id>".
+  const std::string& id() const { return id_; }
+
+  // --- streaming: each returns one SSE frame ("data: {…}\n\n") ---
+  // The chat stream's first chunk: the assistant role with empty content. Empty for /v1/completions.
+  std::string opening() const;
+  std::string delta(std::string_view text) const;
+  // The chunk carrying the finish reason, then (with include_usage) the usage chunk, then [DONE].
+  std::string ending(const DoneEvent& done) const;
+  // An error after the stream began: a frame with the error body; the stream ends there.
+  static std::string stream_error(const ApiError& error);
+  // A comment frame, ": ping", that keeps a waiting stream alive; clients skip it.
+  static std::string ping();
+
+  // --- not streaming: the whole answer ---
+  std::string whole(std::string_view text, const DoneEvent& done) const;
+
+ private:
+  Dialect dialect_;
+  std::string id_;
+  std::int64_t created_;
+  std::string model_;
+  bool include_usage_;
+};
+
+// GET /v1/models and GET /v1/models/{id}: the list, or one model object.
+std::string model_list_json(const ModelInfo& model, std::int64_t created);
+std::string model_json(const ModelInfo& model, std::int64_t created);
+
+}  // namespace llmq::openai

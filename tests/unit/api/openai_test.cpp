@@ -1,0 +1,228 @@
+// The OpenAI dialect of request parsing, and the answers' shapes that OpenAI's SDKs read.
+#include "api/openai.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "api/validation.h"
+
+namespace llmq {
+namespace {
+
+using json = nlohmann::json;
+
+ParsedRequest parse_ok(std::string_view body, Dialect dialect) {
+  ParseResult result = parse_request(body, {}, dialect);
+  if (const auto* err = std::get_if<ApiError>(&result)) {
+    ADD_FAILURE() << "unexpected error: " << err->to_json();
+    return {};
+  }
+  return std::get<ParsedRequest>(std::move(result));
+}
+
+ApiError parse_error(std::string_view body, Dialect dialect) {
+  ParseResult result = parse_request(body, {}, dialect);
+  if (const auto* err = std::get_if<ApiError>(&result)) return *err;
+  ADD_FAILURE() << "expected an error for " << body;
+  return {};
+}
+
+constexpr auto kChat = Dialect::openai_chat;
+constexpr auto kCompletion = Dialect::openai_completion;
+
+TEST(OpenAiParse, ChatDefaultsAreOpenAis) {
+  const ParsedRequest r = parse_ok(R"({"model":"m","messages":[{"role":"user","content":"hi"}]})", kChat);
+  EXPECT_FALSE(r.stream);
+  EXPECT_DOUBLE_EQ(r.sampling.temperature, 1.0);
+  EXPECT_FALSE(r.include_usage);
+  ASSERT_TRUE(r.messages);
+  EXPECT_EQ(r.messages->at(0).content, "hi");
+  EXPECT_EQ(r.dialect, kChat);
+}
+
+TEST(OpenAiParse, ChatFieldsAreRead) {
+  const ParsedRequest r = parse_ok(
+      R"({"messages":[{"role":"developer","content":"be brief"},)"
+      R"({"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]},)"
+      R"({"role":"assistant","content":null}],)"
+      R"("max_completion_tokens":7,"stream":true,"stream_options":{"include_usage":true},)"
+      R"("n":1,"user":"u-1","presence_penalty":0.5,"frequency_penalty":-1,"logprobs":false,)"
+      R"("tools":[],"response_format":{"type":"text"},"logit_bias":{},"seed":3})",
+      kChat);
+  ASSERT_TRUE(r.messages);
+  ASSERT_EQ(r.messages->size(), 3u);
+  EXPECT_EQ(r.messages->at(0).role, "system");  // developer is OpenAI's newer name for it
+  EXPECT_EQ(r.messages->at(1).content, "ab");
+  EXPECT_EQ(r.messages->at(2).content, "");
+  EXPECT_EQ(r.max_tokens, 7);
+  EXPECT_TRUE(r.stream);
+  EXPECT_TRUE(r.include_usage);
+  EXPECT_EQ(r.user, "u-1");
+  EXPECT_DOUBLE_EQ(r.sampling.presence_penalty, 0.5);
+  EXPECT_DOUBLE_EQ(r.sampling.frequency_penalty, -1.0);
+  EXPECT_EQ(r.sampling.seed, 3u);
+}
+
+TEST(OpenAiParse, ChatNeedsMessages) {
+  const ApiError e = parse_error(R"({"prompt":"x"})", kChat);
+  EXPECT_EQ(e.status, 400);
+  EXPECT_EQ(e.field, "messages");
+}
+
+TEST(OpenAiParse, CompletionTakesOnePromptStringOrAListOfOne) {
+  EXPECT_EQ(parse_ok(R"({"prompt":"x"})", kCompletion).prompt, "x");
+  EXPECT_EQ(parse_ok(R"({"prompt":["y"]})", kCompletion).prompt, "y");
+  const ApiError many = parse_error(R"({"prompt":["a","b"]})", kCompletion);
+  EXPECT_EQ(many.code, "unsupported");
+  EXPECT_EQ(many.field, "prompt");
+  // max_completion_tokens is a chat field; the completions route knows max_tokens only.
+  EXPECT_EQ(parse_ok(R"({"prompt":"x","max_tokens":5,"max_completion_tokens":9})", kCompletion).max_tokens, 5);
+}
+
+TEST(OpenAiParse, FeaturesLlmqLacksAreRefusedByName) {
+  struct Refused {
+    const char* body;
+    const char* field;
+  };
+  const std::vector<Refused> cases = {
+      {R"("n":2)", "n"},
+      {R"("logprobs":true)", "logprobs"},
+      {R"("top_logprobs":3)", "top_logprobs"},
+      {R"("tools":[{"type":"function","function":{"name":"f"}}])", "tools"},
+      {R"("tool_choice":"required")", "tool_choice"},
+      {R"("response_format":{"type":"json_object"})", "response_format"},
+      {R"("logit_bias":{"50256":-100})", "logit_bias"},
+      {R"("echo":true)", "echo"},
+      {R"("best_of":3)", "best_of"},
+  };
+  for (const auto& c : cases) {
+    const std::string body = std::string(R"({"messages":[{"role":"user","content":"x"}],)") + c.body + "}";
+    const ApiError e = parse_error(body, kChat);
+    EXPECT_EQ(e.status, 400) << c.body;
+    EXPECT_EQ(e.field, c.field) << c.body;
+  }
+}
+
+TEST(OpenAiParse, TheNativeRouteKeepsItsOwnDefaults) {
+  const ParsedRequest r = parse_ok(R"({"prompt":"x","n":5,"stream_options":7})", Dialect::native);
+  EXPECT_TRUE(r.stream);  // and n / stream_options are unknown fields there: ignored
+  EXPECT_DOUBLE_EQ(r.sampling.temperature, 0.8);
+}
+
+// --- answers ---
+
+DoneEvent done_event(std::string reason) {
+  DoneEvent done;
+  done.finish_reason = std::move(reason);
+  done.usage = {.prompt_tokens = 12, .completion_tokens = 5, .cached_tokens = 8};
+  return done;
+}
+
+// The JSON of each `data:` line of a stream; "[DONE]" as a string.
+std::vector<json> frames(const std::string& stream) {
+  std::vector<json> out;
+  std::size_t at = 0;
+  while ((at = stream.find("data: ", at)) != std::string::npos) {
+    const std::size_t end = stream.find("\n\n", at);
+    const std::string data = stream.substr(at + 6, end - at - 6);
+    out.push_back(data == "[DONE]" ? json("[DONE]") : json::parse(data));
+    at = end;
+  }
+  return out;
+}
+
+TEST(OpenAiAnswer, ChatCompletionObject) {
+  const openai::Completion c(kChat, "req_1", 1700000000, "m", false);
+  const json body = json::parse(c.whole("Hello", done_event("stop")));
+  EXPECT_EQ(body["id"], "chatcmpl-req_1");
+  EXPECT_EQ(body["object"], "chat.completion");
+  EXPECT_EQ(body["created"], 1700000000);
+  EXPECT_EQ(body["model"], "m");
+  EXPECT_EQ(body["choices"][0]["message"]["role"], "assistant");
+  EXPECT_EQ(body["choices"][0]["message"]["content"], "Hello");
+  EXPECT_EQ(body["choices"][0]["finish_reason"], "stop");
+  EXPECT_EQ(body["usage"]["total_tokens"], 17);
+  EXPECT_EQ(body["usage"]["prompt_tokens_details"]["cached_tokens"], 8);
+}
+
+TEST(OpenAiAnswer, TextCompletionObject) {
+  const openai::Completion c(kCompletion, "req_2", 1, "m", false);
+  const json body = json::parse(c.whole("abc", done_event("length")));
+  EXPECT_EQ(body["id"], "cmpl-req_2");
+  EXPECT_EQ(body["object"], "text_completion");
+  EXPECT_EQ(body["choices"][0]["text"], "abc");
+  EXPECT_EQ(body["choices"][0]["finish_reason"], "length");
+}
+
+TEST(OpenAiAnswer, ChatStreamWithUsage) {
+  const openai::Completion c(kChat, "req_3", 1, "m", true);
+  const std::vector<json> f =
+      frames(c.opening() + c.delta("He") + c.delta("llo") + c.ending(done_event("stop")));
+  ASSERT_EQ(f.size(), 6u);
+  EXPECT_EQ(f[0]["choices"][0]["delta"]["role"], "assistant");
+  EXPECT_EQ(f[1]["choices"][0]["delta"]["content"], "He");
+  EXPECT_TRUE(f[1]["usage"].is_null());
+  EXPECT_TRUE(f[1]["choices"][0]["finish_reason"].is_null());
+  EXPECT_EQ(f[3]["choices"][0]["finish_reason"], "stop");
+  EXPECT_TRUE(f[3]["choices"][0]["delta"].empty());
+  EXPECT_TRUE(f[4]["choices"].empty());
+  EXPECT_EQ(f[4]["usage"]["completion_tokens"], 5);
+  EXPECT_EQ(f[5], "[DONE]");
+  for (std::size_t i = 0; i < 5; ++i) {
+    EXPECT_EQ(f[i]["id"], "chatcmpl-req_3");
+    EXPECT_EQ(f[i]["object"], "chat.completion.chunk");
+  }
+}
+
+TEST(OpenAiAnswer, CompletionStreamWithoutUsageHasNoUsageKey) {
+  const openai::Completion c(kCompletion, "req_4", 1, "m", false);
+  EXPECT_EQ(c.opening(), "");
+  const std::vector<json> f = frames(c.delta("x") + c.ending(done_event("length")));
+  ASSERT_EQ(f.size(), 3u);
+  EXPECT_EQ(f[0]["object"], "text_completion");
+  EXPECT_EQ(f[0]["choices"][0]["text"], "x");
+  EXPECT_FALSE(f[0].contains("usage"));
+  EXPECT_EQ(f[1]["choices"][0]["finish_reason"], "length");
+  EXPECT_EQ(f[2], "[DONE]");
+}
+
+TEST(OpenAiAnswer, ErrorShape) {
+  const json e = json::parse(openai::error_json({429, "queue_full", "the queue is full", {}}));
+  EXPECT_EQ(e["error"]["type"], "rate_limit_error");
+  EXPECT_EQ(e["error"]["code"], "queue_full");
+  EXPECT_EQ(e["error"]["message"], "the queue is full");
+  EXPECT_TRUE(e["error"]["param"].is_null());
+  const json bad = json::parse(openai::error_json(bad_field("n", "unsupported", "n must be 1")));
+  EXPECT_EQ(bad["error"]["type"], "invalid_request_error");
+  EXPECT_EQ(bad["error"]["param"], "n");
+  EXPECT_EQ(json::parse(openai::error_json({401, "unauthorized", "x", {}}))["error"]["type"],
+            "authentication_error");
+  EXPECT_EQ(json::parse(openai::error_json({503, "not_ready", "x", {}}))["error"]["type"],
+            "server_error");
+}
+
+TEST(OpenAiAnswer, AnErrorMidStreamIsADataFrame) {
+  const std::string frame = openai::Completion::stream_error({504, "deadline_exceeded", "late", {}});
+  const std::vector<json> f = frames(frame);
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_EQ(f[0]["error"]["code"], "deadline_exceeded");
+  EXPECT_EQ(openai::Completion::ping(), ": ping\n\n");
+}
+
+TEST(OpenAiAnswer, Models) {
+  ModelInfo model;
+  model.name = "SmolLM2";
+  const json list = json::parse(openai::model_list_json(model, 5));
+  EXPECT_EQ(list["object"], "list");
+  EXPECT_EQ(list["data"][0]["id"], "SmolLM2");
+  EXPECT_EQ(list["data"][0]["object"], "model");
+  EXPECT_EQ(list["data"][0]["owned_by"], "llmq");
+  EXPECT_EQ(json::parse(openai::model_json(model, 5))["created"], 5);
+}
+
+}  // namespace
+}  // namespace llmq
