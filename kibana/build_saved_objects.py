@@ -199,6 +199,13 @@ def visualizations() -> list[dict]:
         "lnsXY", xy("bar", "t", ["retried", "failed"]),
         "Requests that needed more than one attempt, and requests that failed."))
 
+    out.append(lens("llmq-lens-prompt-cache", "Prompt tokens: cached vs all", REQUESTS,
+        {"t": col_date(),
+         "prompt": col_metric("sum", "llmq.tokens.prompt", "Prompt tokens"),
+         "cached": col_metric("sum", "llmq.tokens.cached", "Cached (not prefilled)")},
+        "lnsXY", xy("line", "t", ["prompt", "cached"], y_title="tokens"),
+        "Prompt tokens per interval, and those the prefix cache spared from prefill."))
+
     out.append(lens("llmq-lens-process", "Process CPU % and RSS", RUNTIME,
         {"t": col_date(),
          "cpu": col_metric("average", "process.cpu.pct", "CPU %"),
@@ -234,7 +241,7 @@ LAYOUT = [
     ("llmq-lens-request-rate", 24, 12), ("llmq-lens-latency", 24, 12),
     ("llmq-lens-ttft", 16, 12), ("llmq-lens-queue-depth", 16, 12), ("llmq-lens-queue-wait", 16, 12),
     ("llmq-lens-tokens-per-s", 16, 12), ("llmq-lens-rejections", 16, 12), ("llmq-lens-retries", 16, 12),
-    ("llmq-lens-process", 24, 12), ("llmq-lens-host", 24, 12),
+    ("llmq-lens-process", 16, 12), ("llmq-lens-host", 16, 12), ("llmq-lens-prompt-cache", 16, 12),
     ("llmq-lens-slowest", 48, 15),
 ]
 

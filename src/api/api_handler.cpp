@@ -429,7 +429,10 @@ std::variant<ApiHandler::Admitted, http::Response> ApiHandler::admit(
   std::optional<http::Response> refused;
   std::shared_ptr<Fanout> created;
   auto outcome = options_.idempotency->submit(
-      scope, std::string(key), std::hash<std::string_view>{}(request.body()),
+      // The route is part of what a key names: the same body means another answer elsewhere.
+      scope, std::string(key),
+      std::hash<std::string_view>{}(request.body()) ^
+          (std::hash<std::string_view>{}(route_of(dialect)) * 0x9E3779B97F4A7C15ULL),
       [&](std::shared_ptr<Fanout> fanout) -> JobPtr {
         fanout->attach(sink);
         auto queued = queue_job(request, dialect, fanout, refuse, record);
@@ -515,7 +518,7 @@ awaitable<void> ApiHandler::submit(const http::Request& request, http::Exchange&
   record.request_id = admission.attached ? new_request_id() : job->id();
   JobFollower follower(job, channel, state_.queue, options_.ping_interval);
   const ParsedRequest& params = job->request().params;
-  const openai::Completion completion(dialect, record.request_id,
+  const openai::Completion completion(dialect, job->id(),
                                       std::chrono::duration_cast<std::chrono::seconds>(
                                           record.at.time_since_epoch()).count(),
                                       job->request().model, params.include_usage);
@@ -523,7 +526,7 @@ awaitable<void> ApiHandler::submit(const http::Request& request, http::Exchange&
   awaitable<void> work =
       dialect == Dialect::native
           ? (params.stream ? stream_events(follower, *channel, exchange, record, options_.metrics)
-                           : answer_once(follower, record.request_id, exchange, record))
+                           : answer_once(follower, job->id(), exchange, record))
           : (params.stream
                  ? openai_stream(follower, *channel, exchange, record, completion, options_.metrics)
                  : openai_answer(follower, exchange, record, completion));

@@ -34,6 +34,7 @@ DOC_FIELDS: dict[str, frozenset[str]] = {
         "@timestamp", "event.outcome", "event.duration", "http.response.status_code",
         "service.name", "host.name", "llmq.request_id", "llmq.model", "llmq.queue_ms",
         "llmq.ttft_ms", "llmq.total_ms", "llmq.tokens.prompt", "llmq.tokens.generated",
+        "llmq.tokens.cached", "llmq.user",
         "llmq.decode_tokens_per_s", "llmq.worker", "llmq.attempts", "llmq.finish_reason",
         "llmq.rejection_reason", "llmq.route",
     }),

@@ -1,14 +1,16 @@
 // Fuzz target: request validation, both halves (api/validation.h, then api/prompt.h against the
 // unit tests' fake engine: one token per byte, a trivial chat template, a fixed context).
 //
-// Input: the body of POST /api/v1/req. Invariants:
+// Input: a request body, parsed as each route would: POST /api/v1/req, /v1/chat/completions and
+// /v1/completions (the OpenAI dialects). Invariants, for each:
 //  - nothing throws or crashes, whatever the bytes;
 //  - a refusal is 400 (404 only for an unknown model) with a known code; a refusal of a field's
 //    type or range names the field; its JSON body is valid and carries the same code and field;
 //  - a refusal as "not valid JSON" agrees with nlohmann::json::accept, as does an accepted body;
 //  - an accepted request has every field in its documented range, and written back as JSON it
 //    parses to the same request;
-//  - the model half accepts only a prompt of 1 .. ctx-1 tokens and max_tokens <= ctx.
+//  - the model half accepts only a prompt of 1 .. ctx-1 tokens and max_tokens <= ctx;
+//  - an OpenAI refusal's body (api/openai.h) is valid JSON with the same code and param.
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
@@ -20,6 +22,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "api/openai.h"
 #include "api/prompt.h"
 #include "api/validation.h"
 #include "engine/fake_engine.h"
@@ -50,6 +53,10 @@ json to_body(const ParsedRequest& r) {
   if (r.sampling.top_p) body["top_p"] = *r.sampling.top_p;
   if (r.sampling.top_k) body["top_k"] = *r.sampling.top_k;
   if (r.sampling.seed) body["seed"] = *r.sampling.seed;
+  if (r.sampling.presence_penalty != 0) body["presence_penalty"] = r.sampling.presence_penalty;
+  if (r.sampling.frequency_penalty != 0) body["frequency_penalty"] = r.sampling.frequency_penalty;
+  if (r.include_usage) body["stream_options"] = {{"include_usage", true}};
+  if (!r.user.empty()) body["user"] = r.user;
   if (!r.stop.empty()) body["stop"] = r.stop;
   body["stream"] = r.stream;
   if (r.timeout_ms) body["timeout_ms"] = *r.timeout_ms;
@@ -70,11 +77,15 @@ void check_error_body(const ApiError& err) {
   FUZZ_CHECK(e.at("code") == err.code);
   FUZZ_CHECK(e.contains("field") == err.field.has_value());
   if (err.field && llmq::is_valid_utf8(*err.field)) FUZZ_CHECK(e.at("field") == *err.field);
+  const json openai = json::parse(llmq::openai::error_json(err));
+  FUZZ_CHECK(openai.at("error").at("code") == err.code);
+  FUZZ_CHECK(openai.at("error").at("param").is_null() != err.field.has_value());
 }
 
 void check_parse_refusal(std::string_view body, const ApiError& err) {
   FUZZ_CHECK(err.status == 400);
-  FUZZ_CHECK(one_of(err.code, {"invalid_json", "invalid_type", "out_of_range", "invalid_request"}));
+  FUZZ_CHECK(one_of(err.code, {"invalid_json", "invalid_type", "out_of_range", "invalid_request",
+                               "unsupported", "missing"}));
   if (err.code != "invalid_json") FUZZ_CHECK(err.field.has_value());
   if (err.message.starts_with("request body is not valid JSON")) {
     FUZZ_CHECK(!json::accept(body));
@@ -84,6 +95,12 @@ void check_parse_refusal(std::string_view body, const ApiError& err) {
 
 void check_ranges(const ParsedRequest& r) {
   FUZZ_CHECK(r.prompt.has_value() != r.messages.has_value());
+  if (r.dialect == llmq::Dialect::openai_chat) FUZZ_CHECK(r.messages.has_value());
+  if (r.dialect == llmq::Dialect::openai_completion) FUZZ_CHECK(r.prompt.has_value());
+  if (r.dialect == llmq::Dialect::native) FUZZ_CHECK(!r.include_usage && r.user.empty());
+  FUZZ_CHECK(r.user.size() <= 256);
+  FUZZ_CHECK(r.sampling.presence_penalty >= -2.0 && r.sampling.presence_penalty <= 2.0);
+  FUZZ_CHECK(r.sampling.frequency_penalty >= -2.0 && r.sampling.frequency_penalty <= 2.0);
   if (r.prompt) FUZZ_CHECK(!r.prompt->empty());
   if (r.messages) {
     FUZZ_CHECK(!r.messages->empty());
@@ -102,7 +119,7 @@ void check_ranges(const ParsedRequest& r) {
 
 void check_round_trip(const ParsedRequest& r) {
   const json body = to_body(r);
-  const llmq::ParseResult again = llmq::parse_request(body.dump());
+  const llmq::ParseResult again = llmq::parse_request(body.dump(), {}, r.dialect);
   FUZZ_CHECK(std::holds_alternative<ParsedRequest>(again));
   FUZZ_CHECK(to_body(std::get<ParsedRequest>(again)) == body);
 }
@@ -126,19 +143,27 @@ void check_model_half(ParsedRequest r) {
   FUZZ_CHECK(to_body(v.params) == to_body(copy));
 }
 
-}  // namespace
-
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t size) {
-  const std::string_view body(reinterpret_cast<const char*>(bytes), size);
-  const llmq::ParseResult result = llmq::parse_request(body);
+void check_dialect(std::string_view body, llmq::Dialect dialect) {
+  const llmq::ParseResult result = llmq::parse_request(body, {}, dialect);
   if (const auto* err = std::get_if<ApiError>(&result)) {
     check_parse_refusal(body, *err);
-    return 0;
+    return;
   }
   const auto& request = std::get<ParsedRequest>(result);
+  FUZZ_CHECK(request.dialect == dialect);
   FUZZ_CHECK(json::accept(body));
   check_ranges(request);
   check_round_trip(request);
   check_model_half(request);
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t size) {
+  const std::string_view body(reinterpret_cast<const char*>(bytes), size);
+  for (const auto dialect :
+       {llmq::Dialect::native, llmq::Dialect::openai_chat, llmq::Dialect::openai_completion}) {
+    check_dialect(body, dialect);
+  }
   return 0;
 }
