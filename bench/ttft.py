@@ -59,9 +59,15 @@ QUESTIONS = [
 
 SHARED_SYSTEM_WORDS = 480   # ~500 tokens with the chat template around it
 ARRIVAL_WORDS = 1950        # ~2,000 tokens
+# Every conversation carries its own system message: given none, llama-server's Jinja template
+# inserts SmolLM2's default one and llmq's does not, so the two would see different prompts
+# (and answer the long-stream requests differently).
+DEFAULT_SYSTEM = {"role": "system",
+                  "content": "You are a helpful AI assistant named SmolLM, trained by Hugging Face"}
 # Requests the model answers by counting for many hundreds of tokens (checked at temperature 0
-# on SmolLM2-135M-Instruct: each reaches max_tokens 500, the first 1000, without stopping).
-# Counting from elsewhere does not work: "101, 102, ..." stops after 25 tokens, "2, 4, ..." at once.
+# on SmolLM2-135M-Instruct, after DEFAULT_SYSTEM: each reaches max_tokens 500, the first 1000,
+# without stopping). Counting from elsewhere does not: "101, 102, ..." stops after 25 tokens,
+# "2, 4, ..." at once.
 LONG_ANSWERS = [
     "Continue this sequence for as long as you can: 1, 2, 3, 4, 5,",
     "Keep counting for as long as you can: 1, 2, 3, 4, 5,",
@@ -86,23 +92,27 @@ class Prompts:
             i = next(q)
             return f"Question {i}: {QUESTIONS[i % len(QUESTIONS)]}"
 
+        def nonce() -> str:
+            return f"{rng.getrandbits(64):016x} "
+
         def cold() -> list[dict]:
             # Unique from the first character: a nonce, then the shared words shuffled.
             shuffled = words[:]
             rng.shuffle(shuffled)
-            return [{"role": "system", "content": f"{rng.getrandbits(64):016x} " + " ".join(shuffled) + "."},
+            return [{"role": "system", "content": nonce() + " ".join(shuffled) + "."},
                     {"role": "user", "content": question()}]
 
         def shared() -> list[dict]:
             return [{"role": "system", "content": self.shared_system},
                     {"role": "user", "content": question()}]
 
-        self.warmup = [{"role": "user", "content": "Say hello."}]
+        self.warmup = [DEFAULT_SYSTEM, {"role": "user", "content": "Say hello."}]
         self.cold = {c: [cold() for _ in range(requests)] for c in levels}
         self.shared = {c: [shared() for _ in range(requests)] for c in levels}
-        self.arrival = [{"role": "system", "content": f"{rng.getrandbits(64):016x} " + word_text(rng, ARRIVAL_WORDS)},
+        self.arrival = [{"role": "system", "content": nonce() + word_text(rng, ARRIVAL_WORDS)},
                         {"role": "user", "content": question()}]
-        self.long = [[{"role": "user", "content": LONG_ANSWERS[k % len(LONG_ANSWERS)]}]
+        self.long = [[DEFAULT_SYSTEM,
+                      {"role": "user", "content": LONG_ANSWERS[k % len(LONG_ANSWERS)]}]
                      for k in range(streams)]
 
 
@@ -300,8 +310,9 @@ def report(res: dict) -> str:
             get(level(ls, kind, c1), "cached_tokens_p50"), with_ratio=False)
     for c in cfg["levels"]:
         row(f"shared / cold TTFT p50, {c} client{'s' if c > 1 else ''}",
-            *(ratio(get(level(e, "shared", c), "ttft_ms_p50"), get(level(e, "cold", c), "ttft_ms_p50"))
-              for e in (lq, ls)), nd=2, with_ratio=False)
+            *(ratio(get(level(e, "shared", c), "ttft_ms_p50"),
+                    get(level(e, "cold", c), "ttft_ms_p50")) for e in (lq, ls)),
+            nd=2, with_ratio=False)
 
     out.append(f"  stall test: {cfg['streams']} streams, ~2,000-token arrival")
     sa, sb = get(lq, "stall"), get(ls, "stall")
@@ -382,8 +393,9 @@ def main(argv=None) -> int:
         with srv:
             log(f"benchmarking {engine}")
             if engine == "llama-server":
-                res["tokenized"] = {"shared_system": tokenize_count(srv.base_url, prompts.shared_system),
-                                    "arrival": tokenize_count(srv.base_url, prompts.arrival[0]["content"])}
+                res["tokenized"] = {
+                    "shared_system": tokenize_count(srv.base_url, prompts.shared_system),
+                    "arrival": tokenize_count(srv.base_url, prompts.arrival[0]["content"])}
             r = bench_server(srv.base_url, prompts, args)
             r["argv"] = srv.argv
             res["engines"][engine] = r
