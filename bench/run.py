@@ -26,7 +26,7 @@ import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import httpx
 
@@ -34,6 +34,7 @@ from clients import RequestFn, Sample, llama_server_request, llmq_request, new_c
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "bench" / "results"
+S = TypeVar("S")
 
 # A plain-completion prompt that greedy decoding continues for a long time (it keeps counting),
 # so both servers produce max_tokens tokens without needing llama.cpp's ignore_eos, which llmq
@@ -153,6 +154,35 @@ class ServerProcess:
             return ""
 
 
+def engine_server(engine: str, args, prefix: Path | None, log_dir: Path,
+                  queue_max: int = 64) -> ServerProcess:
+    """The server for `engine` ("llmq" or "llama-server"), not yet started, on a free port with
+    args.model, args.threads, args.slots and args.ctx_size per slot: llama-server gets the same
+    total context (-c ctx_size*slots) split over --parallel slots, and its defaults otherwise
+    (prompt cache on). llmq runs without the caller's LLMQ_* variables, so only the flags count."""
+    port = free_port()
+    if engine == "llmq":
+        argv = [str(args.llmq_bin), "serve", "--model", str(args.model),
+                "--host", "127.0.0.1", "--port", str(port),
+                "--threads", str(args.threads), "--slots", str(args.slots),
+                "--ctx-size", str(args.ctx_size), "--queue-max", str(queue_max)]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LLMQ_")}
+        return ServerProcess("llmq", argv, port, "/readyz", log_dir, env)
+    argv = [str(prefix / "bin" / "llama-server"), "-m", str(args.model),
+            "-t", str(args.threads), "-c", str(args.ctx_size * args.slots),
+            "--parallel", str(args.slots), "--port", str(port), "--host", "127.0.0.1"]
+    return ServerProcess("llama-server", argv, port, "/health", log_dir)
+
+
+def host_info() -> dict:
+    """What the numbers were measured on: CPU, OS, and how busy the machine was at the start."""
+    cpuinfo = Path("/proc/cpuinfo")
+    models = [line.split(":", 1)[1].strip() for line in
+              (cpuinfo.read_text().splitlines() if cpuinfo.exists() else [])
+              if line.startswith("model name")]
+    return {"cpus": os.cpu_count(), "cpu_model": models[0] if models else None,
+            "platform": platform.platform(), "python": platform.python_version(),
+            "loadavg": list(os.getloadavg())}
 
 
 def single_stream(fn: RequestFn, base_url: str, reps: int, max_tokens: int) -> dict:
@@ -173,12 +203,14 @@ def single_stream(fn: RequestFn, base_url: str, reps: int, max_tokens: int) -> d
     }
 
 
-def closed_loop(fn: RequestFn, base_url: str, clients: int, requests: int, max_tokens: int) -> dict:
-    """`clients` threads send `requests` requests in total, each next one as soon as its previous
-    one ends."""
+def drive_closed_loop(clients: int, requests: int, send: Callable[[httpx.Client, int], S],
+                      failed: Callable[[str], S]) -> tuple[list[S], float]:
+    """`clients` threads send `requests` requests in total, each its next one as soon as its
+    previous one ends: `send(client, i)` sends request number i. Returns the samples (in order of
+    completion; a transport error becomes `failed(message)`) and the wall time in seconds."""
     lock = threading.Lock()
     next_i = [0]
-    samples: list[Sample] = []
+    samples: list[S] = []
 
     def worker():
         with new_client() as c:
@@ -188,11 +220,10 @@ def closed_loop(fn: RequestFn, base_url: str, clients: int, requests: int, max_t
                     if i >= requests:
                         return
                     next_i[0] += 1
-                prompt = CONCURRENT_PROMPTS[i % len(CONCURRENT_PROMPTS)]
                 try:
-                    s = fn(c, base_url, prompt, max_tokens)
+                    s = send(c, i)
                 except httpx.HTTPError as e:
-                    s = Sample(ok=False, error=f"{type(e).__name__}: {e}")
+                    s = failed(f"{type(e).__name__}: {e}")
                 with lock:
                     samples.append(s)
 
@@ -202,7 +233,14 @@ def closed_loop(fn: RequestFn, base_url: str, clients: int, requests: int, max_t
         t.start()
     for t in threads:
         t.join()
-    wall = time.monotonic() - t0
+    return samples, time.monotonic() - t0
+
+
+def closed_loop(fn: RequestFn, base_url: str, clients: int, requests: int, max_tokens: int) -> dict:
+    samples, wall = drive_closed_loop(
+        clients, requests,
+        lambda c, i: fn(c, base_url, CONCURRENT_PROMPTS[i % len(CONCURRENT_PROMPTS)], max_tokens),
+        lambda msg: Sample(ok=False, error=msg))
     good = [s for s in samples if s.ok]
     lat = [s.latency_ms for s in good]
     tokens = sum(s.completion_tokens for s in good)
@@ -304,56 +342,70 @@ def report(res: dict) -> str:
     return "\n".join(lines)
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_server_args(p: argparse.ArgumentParser, ctx_size: int) -> None:
+    """The flags every benchmark that starts llmq and llama-server shares."""
     p.add_argument("--model", type=Path, default=default_model(), help="GGUF file (default: %(default)s)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads for every engine (default: 2)")
     p.add_argument("--slots", type=int, default=4,
                    help="llmq --slots and llama-server --parallel (default: 4)")
-    p.add_argument("--ctx-size", type=int, default=1024,
-                   help="context per slot; llama-server gets -c ctx_size*slots (default: 1024)")
+    p.add_argument("--ctx-size", type=int, default=ctx_size,
+                   help="context per slot; llama-server gets -c ctx_size*slots (default: %(default)s)")
+    p.add_argument("--engines", default="llmq,llama-server",
+                   help="which servers to run, comma-separated (default: llmq,llama-server)")
+    p.add_argument("--llmq-bin", type=Path, default=default_llmq_bin(), help="default: %(default)s")
+    p.add_argument("--llama-prefix", default=None,
+                   help="llama.cpp install prefix with bin/llama-server and bin/llama-bench "
+                        "(default: $LLMQ_LLAMA_PREFIX, else the output of scripts/llama.sh)")
+    p.add_argument("--out", type=Path, default=RESULTS_DIR, help="results folder (default: %(default)s)")
+
+
+def parse_engines(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
+    """--engines as a list, checked."""
+    a.engines = [e.strip() for e in a.engines.split(",") if e.strip()]
+    unknown = set(a.engines) - {"llmq", "llama-server"}
+    if unknown:
+        p.error(f"unknown engine(s): {', '.join(sorted(unknown))}")
+
+
+def find_inputs(args, need_llama: bool) -> Path | None:
+    """Checks the model and the llmq binary exist; returns the llama.cpp prefix if needed."""
+    if not args.model.is_file():
+        raise SystemExit(f"model not found: {args.model} (set --model or LLMQ_MODEL)")
+    prefix = llama_prefix(args.llama_prefix) if need_llama else None
+    if "llmq" in args.engines and not args.llmq_bin.is_file():
+        raise SystemExit(f"llmq binary not found: {args.llmq_bin} (set --llmq-bin or LLMQ_BIN, "
+                         f"or run with --engines llama-server)")
+    return prefix
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_server_args(p, ctx_size=1024)
     p.add_argument("--max-tokens", type=int, default=128, help="tokens per request (default: 128)")
     p.add_argument("--requests", type=int, default=None,
                    help="requests per concurrency level (default: 16, --quick: 8)")
     p.add_argument("--reps", type=int, default=None,
                    help="single-stream repetitions (default: 5, --quick: 2)")
     p.add_argument("--concurrency", default="1,2,4,8", help="client counts (default: 1,2,4,8)")
-    p.add_argument("--engines", default="llmq,llama-server",
-                   help="which servers to run, comma-separated (default: llmq,llama-server)")
     p.add_argument("--no-llama-bench", action="store_true", help="skip llama-bench")
     p.add_argument("--quick", action="store_true", help="smoke run: fewer repetitions/requests")
-    p.add_argument("--llmq-bin", type=Path, default=default_llmq_bin(), help="default: %(default)s")
-    p.add_argument("--llama-prefix", default=None,
-                   help="llama.cpp install prefix with bin/llama-server and bin/llama-bench "
-                        "(default: $LLMQ_LLAMA_PREFIX, else the output of scripts/llama.sh)")
-    p.add_argument("--out", type=Path, default=RESULTS_DIR, help="results folder (default: %(default)s)")
     a = p.parse_args(argv)
     a.requests = a.requests or (8 if a.quick else 16)
     a.reps = a.reps or (2 if a.quick else 5)
     a.concurrency = [int(x) for x in a.concurrency.split(",") if x]
-    a.engines = [e.strip() for e in a.engines.split(",") if e.strip()]
-    unknown = set(a.engines) - {"llmq", "llama-server"}
-    if unknown:
-        p.error(f"unknown engine(s): {', '.join(sorted(unknown))}")
+    parse_engines(p, a)
     return a
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if not args.model.is_file():
-        raise SystemExit(f"model not found: {args.model} (set --model or LLMQ_MODEL)")
-    need_llama = "llama-server" in args.engines or not args.no_llama_bench
-    prefix = llama_prefix(args.llama_prefix) if need_llama else None
-    if "llmq" in args.engines and not args.llmq_bin.is_file():
-        raise SystemExit(f"llmq binary not found: {args.llmq_bin} (set --llmq-bin or LLMQ_BIN, "
-                         f"or run with --engines llama-server)")
+    prefix = find_inputs(args, need_llama="llama-server" in args.engines or not args.no_llama_bench)
 
     started = dt.datetime.now(dt.timezone.utc)
     res: dict[str, Any] = {
         "started_utc": started.isoformat(),
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "host": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                 "python": platform.python_version()},
+        "host": host_info(),
         "llama_prefix": str(prefix) if prefix else None,
         "engines": {},
     }
@@ -365,25 +417,13 @@ def main(argv=None) -> int:
         res["llama_bench"] = run_llama_bench(prefix, args)
 
     for engine in args.engines:
-        port = free_port()
-        if engine == "llmq":
-            argv_ = [str(args.llmq_bin), "serve", "--model", str(args.model),
-                     "--host", "127.0.0.1", "--port", str(port),
-                     "--threads", str(args.threads), "--slots", str(args.slots),
-                     "--ctx-size", str(args.ctx_size),
-                     "--queue-max", str(max(64, max(args.concurrency) * 2))]
-            env = {k: v for k, v in os.environ.items() if not k.startswith("LLMQ_")}
-            srv, fn = ServerProcess("llmq", argv_, port, "/readyz", log_dir, env), llmq_request
-        else:
-            argv_ = [str(prefix / "bin" / "llama-server"), "-m", str(args.model),
-                     "-t", str(args.threads), "-c", str(args.ctx_size * args.slots),
-                     "--parallel", str(args.slots), "--port", str(port), "--host", "127.0.0.1"]
-            srv, fn = ServerProcess("llama-server", argv_, port, "/health", log_dir), \
-                llama_server_request
+        srv = engine_server(engine, args, prefix, log_dir,
+                            queue_max=max(64, max(args.concurrency) * 2))
+        fn = llmq_request if engine == "llmq" else llama_server_request
         with srv:
             log(f"benchmarking {engine}")
             r = bench_server(fn, srv.base_url, args)
-            r["argv"] = argv_
+            r["argv"] = srv.argv
             res["engines"][engine] = r
 
     res["finished_utc"] = dt.datetime.now(dt.timezone.utc).isoformat()
