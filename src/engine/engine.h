@@ -75,6 +75,10 @@ class Engine {
   // tokens for the next job that starts with them. False when the model's memory cannot drop a
   // part of a sequence (the slot is then unchanged; clear it instead).
   virtual bool truncate_slot(std::int32_t slot, std::int32_t keep) = 0;
+  // Makes slot `to` hold the KV cache of the first `keep` tokens of slot `from` (which may be
+  // generating: its cells up to now are what is copied); `to`'s own cells are dropped. False
+  // when the model's memory cannot copy (then `to` is empty).
+  virtual bool copy_slot_prefix(std::int32_t from, std::int32_t to, std::int32_t keep) = 0;
 };
 
 }  // namespace llmq

@@ -198,4 +198,21 @@ bool LlamaEngine::truncate_slot(std::int32_t slot, std::int32_t keep) {
   return llama_memory_seq_rm(llama_get_memory(ctx_), slot, keep, -1);
 }
 
+bool LlamaEngine::copy_slot_prefix(std::int32_t from, std::int32_t to, std::int32_t keep) {
+  llama_memory_t memory = llama_get_memory(ctx_);
+  // Sequences live in separate KV streams here (kv_unified false): llama.cpp copies a whole
+  // stream, cells and buffers (the buffers at the start of the next decode, before that
+  // decode writes anything), and the part after the prefix is then dropped from the copy.
+  llama_memory_seq_rm(memory, to, -1, -1);
+  llama_memory_seq_cp(memory, from, to, -1, -1);
+  const bool cut = llama_memory_seq_rm(memory, to, keep, -1);
+  // Memories that share cells between layers copy nothing; the positions tell.
+  if (!cut || llama_memory_seq_pos_max(memory, to) != keep - 1 ||
+      llama_memory_seq_pos_min(memory, to) != 0) {
+    llama_memory_seq_rm(memory, to, -1, -1);
+    return false;
+  }
+  return true;
+}
+
 }  // namespace llmq

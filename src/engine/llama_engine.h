@@ -42,6 +42,7 @@ class LlamaEngine final : public Engine {
   Token sample(Sampler& sampler, std::int32_t batch_index) override;
   void clear_slot(std::int32_t slot) override;
   bool truncate_slot(std::int32_t slot, std::int32_t keep) override;
+  bool copy_slot_prefix(std::int32_t from, std::int32_t to, std::int32_t keep) override;
 
  private:
   void warm_up();

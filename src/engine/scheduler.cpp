@@ -31,6 +31,10 @@ constexpr std::chrono::milliseconds kIdleWait{100};
 constexpr std::size_t kMinPrefillChunk = 8;
 // Prompt tokens a step takes while others decode before the costs are known.
 constexpr std::size_t kInitialPrefillChunk = 32;
+// The fewest prompt tokens worth copying another slot's cache for. A copy moves a whole
+// sequence's K and V buffers (ctx-size tokens' worth); prefilling this many tokens costs about
+// as much on a small model, and far more on a large one.
+constexpr std::size_t kMinCopyTokens = 64;
 // Weight of the newest step in the moving averages of step costs.
 constexpr double kCostSmoothing = 0.2;
 
@@ -217,17 +221,7 @@ bool Scheduler::start_job(Slot& slot, JobPtr job, int attempt) {
     return false;
   }
   slot.job = std::move(job);
-  // The cached prefix the prompt shares is kept, all but the prompt's last token: decoding that
-  // one again gives the logits of the first answer token.
-  const auto& prompt = slot.job->request().prompt_tokens;
-  std::size_t keep = std::min(common_prefix(slot.cache, prompt), prompt.size() - 1);
-  if (keep < slot.cache.size()) {
-    if (!engine_.truncate_slot(slot.id, static_cast<std::int32_t>(keep))) {
-      engine_.clear_slot(slot.id);
-      keep = 0;
-    }
-    slot.cache.resize(keep);
-  }
+  const std::size_t keep = reuse_prefix(slot, slot.job->request().prompt_tokens);
   slot.sampler = engine_.make_sampler(slot.job->request().params.sampling);
   slot.text = TextStream(slot.job->request().params.stop);
   slot.cached = keep;
@@ -244,6 +238,45 @@ bool Scheduler::start_job(Slot& slot, JobPtr job, int attempt) {
   }
   slot.job->emit(StartedEvent{options_.worker_id, ms_between(slot.job->arrived(), now), attempt});
   return true;
+}
+
+std::size_t Scheduler::reuse_prefix(Slot& slot, const std::vector<Token>& prompt) {
+  // All but the prompt's last token may come from a cache: decoding that one again gives the
+  // logits of the first answer token.
+  const std::size_t most = prompt.size() - 1;
+  const std::size_t own = std::min(common_prefix(slot.cache, prompt), most);
+  // Another slot, free or busy, may hold a longer prefix (a shared system prompt another
+  // request brought in): its cells are copied over when that spares enough prefill to pay
+  // for the copy, which is of the whole sequence buffer.
+  const Slot* donor = nullptr;
+  std::size_t donor_shared = 0;
+  for (const auto& other : slots_) {
+    if (other.get() == &slot) continue;
+    const std::size_t shared = std::min(common_prefix(other->cache, prompt), most);
+    if (shared > donor_shared) {
+      donor = other.get();
+      donor_shared = shared;
+    }
+  }
+  if (donor != nullptr && donor_shared >= own + kMinCopyTokens) {
+    const auto keep = static_cast<std::int32_t>(donor_shared);
+    if (engine_.copy_slot_prefix(donor->id, slot.id, keep)) {
+      slot.cache.assign(donor->cache.begin(), donor->cache.begin() + keep);
+      return donor_shared;
+    }
+    spdlog::debug("slot {}: cannot copy the cache of slot {}; prefilling", slot.id, donor->id);
+    slot.cache.clear();
+    return 0;
+  }
+  if (own < slot.cache.size()) {
+    if (!engine_.truncate_slot(slot.id, static_cast<std::int32_t>(own))) {
+      engine_.clear_slot(slot.id);
+      slot.cache.clear();
+      return 0;
+    }
+    slot.cache.resize(own);
+  }
+  return own;
 }
 
 void Scheduler::drop_departed() {

@@ -9,7 +9,8 @@
 // frees its slot at once, and the next step fills it.
 //
 // Prefix cache: a slot keeps the KV cells of its last job after that job ends. A new job takes
-// the free slot whose cells share the longest prefix with its prompt and prefills only the rest.
+// the free slot whose cells share the longest prefix with its prompt and prefills only the rest;
+// when another slot (even a busy one) holds a much longer shared prefix, its cells are copied.
 #pragma once
 
 #include <atomic>
@@ -71,6 +72,9 @@ class Scheduler {
   // The free slot a job with this prompt should take (the longest cached prefix; see .cpp).
   Slot& slot_for(const std::vector<Token>& prompt);
   bool start_job(Slot& slot, JobPtr job, int attempt = 1);
+  // Readies the slot's cache for the prompt: keeps the prefix they share, or copies a longer
+  // one from another slot, and drops the rest. Returns the prompt tokens it holds.
+  std::size_t reuse_prefix(Slot& slot, const std::vector<Token>& prompt);
   void drop_departed();
   std::vector<BatchEntry> build_batch();
   // Prompt tokens one step may carry while other sequences generate (decode_stall_factor).

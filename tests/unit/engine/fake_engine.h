@@ -76,6 +76,11 @@ class FakeEngine final : public Engine {
     std::lock_guard lock(mu_);
     cleared_.push_back(slot);
   }
+  bool copy_slot_prefix(std::int32_t from, std::int32_t to, std::int32_t keep) override {
+    std::lock_guard lock(mu_);
+    copies_.push_back({from, to, keep});
+    return true;
+  }
   bool truncate_slot(std::int32_t slot, std::int32_t keep) override {
     std::lock_guard lock(mu_);
     truncated_.emplace_back(slot, keep);
@@ -97,6 +102,13 @@ class FakeEngine final : public Engine {
     std::lock_guard lock(mu_);
     step_cost_ = step;
     prompt_token_cost_ = prompt_token;
+  }
+  struct Copy {
+    std::int32_t from, to, keep;
+  };
+  std::vector<Copy> copies() const {
+    std::lock_guard lock(mu_);
+    return copies_;
   }
   std::vector<std::pair<std::int32_t, std::int32_t>> truncated() const {
     std::lock_guard lock(mu_);
@@ -126,6 +138,7 @@ class FakeEngine final : public Engine {
   std::vector<std::vector<BatchEntry>> batches_;
   std::vector<std::int32_t> cleared_;
   std::vector<std::pair<std::int32_t, std::int32_t>> truncated_;  // (slot, kept tokens)
+  std::vector<Copy> copies_;
   std::chrono::microseconds step_cost_{0}, prompt_token_cost_{0};
 };
 

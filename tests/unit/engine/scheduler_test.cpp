@@ -509,6 +509,51 @@ TEST_F(SchedulerTest, TokenEventsCarryTheirSamplingTime) {
   EXPECT_EQ(tokens, 3);
 }
 
+TEST_F(SchedulerTest, APrefixAnotherSlotHoldsIsCopiedInsteadOfPrefilled) {
+  start(2, 1024, 512);
+  const std::string system(100, 's');
+  auto running = submit(queue_, "running", system + "first question", 300);
+  scheduler_->start();
+  while (running.sink->events().size() < 5) std::this_thread::sleep_for(milliseconds(1));
+  const std::size_t before = engine_->batches().size();
+  auto second = submit(queue_, "second", system + "other", 2);
+  ASSERT_TRUE(second.sink->wait_end());
+  running.job->cancel();
+  ASSERT_TRUE(running.sink->wait_end());
+  EXPECT_EQ(second.sink->last_as<DoneEvent>()->usage.cached_tokens, 100);
+  const auto copies = engine_->copies();
+  ASSERT_EQ(copies.size(), 1u);
+  EXPECT_EQ(copies[0].from, 0);
+  EXPECT_EQ(copies[0].to, 1);
+  EXPECT_EQ(copies[0].keep, 100);
+  // Slot 1 prefilled "other" only, from position 100.
+  std::size_t prefilled = 0;
+  const auto batches = engine_->batches();
+  for (std::size_t i = before; i < batches.size(); ++i) {
+    for (const auto& e : batches[i]) {
+      if (e.slot != 1) continue;
+      if (prefilled == 0) {
+        EXPECT_EQ(e.pos, 100);
+      }
+      ++prefilled;
+    }
+  }
+  EXPECT_EQ(prefilled, 5u + 1u);  // "other", then the one generated token fed back
+}
+
+TEST_F(SchedulerTest, AShortSharedPrefixIsPrefilledRatherThanCopied) {
+  start(2, 1024, 512);
+  auto running = submit(queue_, "running", std::string(20, 's') + "a", 300);
+  scheduler_->start();
+  while (running.sink->events().size() < 5) std::this_thread::sleep_for(milliseconds(1));
+  auto second = submit(queue_, "second", std::string(20, 's') + "b", 2);
+  ASSERT_TRUE(second.sink->wait_end());
+  running.job->cancel();
+  ASSERT_TRUE(running.sink->wait_end());
+  EXPECT_TRUE(engine_->copies().empty());
+  EXPECT_EQ(second.sink->last_as<DoneEvent>()->usage.cached_tokens, 0);
+}
+
 // --- chunked prefill under the stall factor ---
 
 TEST_F(SchedulerTest, WhileOthersGenerateAPromptIsPrefilledInChunksThatKeepStepsShort) {
