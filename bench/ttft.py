@@ -246,6 +246,25 @@ def bench_server(base_url: str, prompts: Prompts, args) -> dict:
     return res
 
 
+def token_flush(base_url: str) -> dict | None:
+    """llmq's llmq_token_flush_seconds over the whole run (every streamed token: sampling ->
+    written to the socket): the count and the bucket bounds holding p50, p99 and the max."""
+    text = httpx.get(f"{base_url}/metrics", timeout=10).text
+    buckets = []
+    for line in text.splitlines():
+        if line.startswith("llmq_token_flush_seconds_bucket{"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((float("inf") if le == "+Inf" else float(le), float(line.split()[-1])))
+    if not buckets or buckets[-1][1] == 0:
+        return None
+    total = buckets[-1][1]
+    def bound(q: float) -> float:
+        return next(le for le, n in buckets if n >= q * total)
+    below = lambda le: next(n for b, n in buckets if b == le)
+    return {"count": int(total), "p50_le_s": bound(0.5), "p99_le_s": bound(0.99),
+            "max_le_s": bound(1.0), "share_within_1ms": below(0.001) / total}
+
+
 def tokenize_count(base_url: str, text: str) -> int | None:
     """llama-server's token count of `text` (no template, no BOS)."""
     try:
@@ -330,6 +349,13 @@ def report(res: dict) -> str:
         if s and not (s["idle"]["streams_ran_through"] and s["arrival"]["streams_ran_through"]):
             out.append(f"    ({name}: a long stream ended inside a window; see the JSON)")
 
+    flush = get(lq, "token_flush")
+    if flush:
+        ms = lambda v: "inf" if v == float("inf") else f"{v * 1000:g}"
+        out.append(f"  llmq token flush (sampled -> written to the socket), {flush['count']} tokens: "
+                   f"p50 <= {ms(flush['p50_le_s'])} ms, p99 <= {ms(flush['p99_le_s'])} ms, "
+                   f"max <= {ms(flush['max_le_s'])} ms, {flush['share_within_1ms']:.1%} within 1 ms")
+
     cold1 = lambda e: get(level(e, "cold", c1), "ttft_ms_p50")
     out += ["", "done when:",
             check(f"(i)   llmq cold TTFT p50 / llama-server's, {c1} client", ratio(cold1(lq), cold1(ls)), 1)]
@@ -398,6 +424,8 @@ def main(argv=None) -> int:
                     "arrival": tokenize_count(srv.base_url, prompts.arrival[0]["content"])}
             r = bench_server(srv.base_url, prompts, args)
             r["argv"] = srv.argv
+            if engine == "llmq":
+                r["token_flush"] = token_flush(srv.base_url)
             res["engines"][engine] = r
 
     res["finished_utc"] = dt.datetime.now(dt.timezone.utc).isoformat()

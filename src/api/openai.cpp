@@ -51,15 +51,16 @@ Completion::Completion(Dialect dialect, std::string_view request_id, std::int64_
 
 std::string Completion::opening() const {
   if (dialect_ != Dialect::openai_chat) return {};
-  return frame({{"id", id_},
+  json chunk = {{"id", id_},
                 {"object", "chat.completion.chunk"},
                 {"created", created_},
                 {"model", model_},
                 {"choices", json::array({{{"index", 0},
                                           {"delta", {{"role", "assistant"}, {"content", ""}}},
                                           {"logprobs", nullptr},
-                                          {"finish_reason", nullptr}}})},
-                {"usage", nullptr}});
+                                          {"finish_reason", nullptr}}})}};
+  if (include_usage_) chunk["usage"] = nullptr;
+  return frame(chunk);
 }
 
 std::string Completion::delta(std::string_view text) const {

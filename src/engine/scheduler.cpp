@@ -26,9 +26,9 @@ double seconds_between(Clock::time_point a, Clock::time_point b) {
 // How long an idle worker waits on the queue before it looks at its stop flag again.
 constexpr std::chrono::milliseconds kIdleWait{100};
 
-// The fewest prompt tokens a step takes while others decode: below this, a long prompt would
-// crawl for the sake of a difference nobody sees.
-constexpr std::size_t kMinPrefillChunk = 8;
+// The fewest prompt tokens a step takes while others decode, so that a long prompt still moves
+// when one token costs about a whole decode step (a small model on few cores).
+constexpr std::size_t kMinPrefillChunk = 4;
 // Prompt tokens a step takes while others decode before the costs are known.
 constexpr std::size_t kInitialPrefillChunk = 32;
 // The fewest prompt tokens worth copying another slot's cache for. A copy moves a whole
@@ -346,6 +346,9 @@ void Scheduler::note_step_cost(double seconds) {
   // says more about noise than about their cost and is not counted. Before a plain step was
   // measured, the whole step counts: an overestimate, so chunks start small.
   if (step_prompt_ < kMinPrefillChunk) return;
+  // Whole batches of prompt cost less per token than chunks beside decodes: they only give the
+  // first estimate.
+  if (step_generating_ == 0 && prefill_token_s_) return;
   const double base = decode_step_s_.value_or(0.0);
   const double per_token = std::max(seconds - base, 0.0) / static_cast<double>(step_prompt_);
   smooth(prefill_token_s_, per_token);

@@ -181,6 +181,8 @@ TEST(OpenAiAnswer, ChatStreamWithUsage) {
 TEST(OpenAiAnswer, CompletionStreamWithoutUsageHasNoUsageKey) {
   const openai::Completion c(kCompletion, "req_4", 1, "m", false);
   EXPECT_EQ(c.opening(), "");
+  const openai::Completion chat(kChat, "req_5", 1, "m", false);
+  EXPECT_FALSE(frames(chat.opening())[0].contains("usage"));  // only with include_usage
   const std::vector<json> f = frames(c.delta("x") + c.ending(done_event("length")));
   ASSERT_EQ(f.size(), 3u);
   EXPECT_EQ(f[0]["object"], "text_completion");
