@@ -104,7 +104,7 @@ def check_chat_chunks(chunks: list, *, include_usage: bool = False):
     empty delta and the finish_reason, then (include_usage) one chunk with no choices and the
     usage. Returns (text, finish_reason, usage or None)."""
     chunks = list(chunks)
-    where = lambda i: f"chunk #{i} of {[c.to_dict() for c in chunks][:40]}"  # noqa: E731
+    where = lambda i: f"chunk #{i} of {len(chunks)}: {chunks[i].to_dict()}"  # noqa: E731
     assert len(chunks) >= 2, f"too few chunks: {[c.to_dict() for c in chunks]}"
     first = chunks[0]
     assert first.id.startswith("chatcmpl-"), first.id
@@ -112,8 +112,9 @@ def check_chat_chunks(chunks: list, *, include_usage: bool = False):
     for i, c in enumerate(chunks):
         assert c.object == "chat.completion.chunk", where(i)
         assert (c.id, c.created, c.model) == (first.id, first.created, MODEL), where(i)
-        if include_usage:
-            assert "usage" in c.to_dict(), f"include_usage, yet no usage key: {where(i)}"
+        # OpenAI: the field "will only be present when you set stream_options.include_usage".
+        has_usage = "usage" in c.to_dict()
+        assert has_usage == include_usage, f"usage key present: {has_usage}; {where(i)}"
     usage = None
     if include_usage:
         last = chunks.pop()
@@ -150,6 +151,7 @@ def check_completion_chunks(chunks: list, *, include_usage: bool = False):
         usage = last.usage
     for i, c in enumerate(chunks):
         assert c.object == "text_completion", c
+        assert ("usage" in c.to_dict()) == include_usage, f"usage key, include_usage={include_usage}: {c}"
         assert (c.id, c.created, c.model) == (first.id, first.created, MODEL), c
         assert len(c.choices) == 1 and c.choices[0].index == 0, c
         assert isinstance(c.choices[0].text, str), c
