@@ -268,7 +268,8 @@ def test_stop_sequence(client):
 
 def test_content_parts_roles_and_optional_fields(client, server):
     """Content as a text part is the same prompt as the string; several parts, the developer
-    role, `user`, sampling knobs and llmq's timeout_ms are accepted; `model` may be left out."""
+    role, `user`, sampling knobs, the harmless values of unsupported features and llmq's
+    timeout_ms are accepted; `model` may be left out."""
     as_string = chat(client)
     part = [{"role": "user", "content": [{"type": "text", "text": QUESTION[0]["content"]}]}]
     assert chat(client, part) == as_string
@@ -276,9 +277,11 @@ def test_content_parts_roles_and_optional_fields(client, server):
                                           {"type": "text", "text": " Italy?"}]}]
     assert chat(client, parts, max_tokens=4).strip(), "empty answer"
 
+    # Including the values that ask for nothing llmq lacks, as SDK wrappers send them.
     text = chat(client, [{"role": "developer", "content": "Answer briefly."}, *QUESTION],
                 user="user-1234", top_p=0.9, presence_penalty=0.5, frequency_penalty=-0.5,
-                extra_body={"timeout_ms": 60000})
+                n=1, logprobs=False, tools=[], logit_bias={}, response_format={"type": "text"},
+                stream=False, extra_body={"timeout_ms": 60000})
     assert text.strip(), "empty answer"
 
     r = httpx.post(server.base_url + "/v1/chat/completions", timeout=60,
