@@ -602,8 +602,8 @@ def test_error_after_the_stream_began(llmq_factory):
 
 
 TOPICS = ["boats", "birds", "bread", "bridges", "clocks", "comets", "deserts", "dragons",
-          "engines", "forests", "glaciers", "gardens", "harbours", "islands", "lanterns", "maps"]
-# A system message of ~350 tokens, shared by the requests below; only the question differs.
+          "engines", "forests", "glaciers", "maps"]
+# A system message of ~300 tokens, shared by the requests below; only the question differs.
 HANDBOOK = "You are the help desk of the Harbour Lane library. " + " ".join(
     f"Rule {i}: shelf {i} holds the books about {t}, which may be borrowed for {i % 4 + 1} weeks."
     for i, t in enumerate(TOPICS, start=1))
