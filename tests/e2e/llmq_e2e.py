@@ -38,6 +38,16 @@ STOP_TIMEOUT_S = 10.0
 LONG_PROMPT = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,"
 
 
+def pick_stop_word(text: str) -> str:
+    """A word of the text (3+ letters) whose first occurrence is past its first third, so that
+    several pieces stream before the stop string and it likely spans more than one token."""
+    for w in text.split():
+        w = w.strip(".,;:!?\"'()")
+        if len(w) >= 3 and text.find(w) >= len(text) // 3:
+            return w
+    raise AssertionError(f"no usable stop word in {text!r}")
+
+
 # --------------------------------------------------------------------------------------------
 # Locating what the suite runs
 

@@ -45,6 +45,10 @@ class Metrics:
     def has(self, name: str, **labels) -> bool:
         return (name, frozenset(labels.items())) in self.samples
 
+    def total(self, name: str) -> float:
+        """The sum over every series of `name`, whatever their labels."""
+        return sum(v for (n, _), v in self.samples.items() if n == name)
+
 
 def scrape(base_url: str) -> Metrics:
     r = httpx.get(base_url + "/metrics", timeout=10.0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from llmq_e2e import model_name
+from llmq_e2e import model_name, pick_stop_word
 from sse_client import json_request, stream_request
 
 STORY = "Once upon a time, in a small village by the sea, there lived"
@@ -93,20 +93,10 @@ def test_model_field_accepts_own_name(server):
     assert j["usage"]["completion_tokens"] >= 1
 
 
-def _pick_stop_word(text: str) -> str:
-    """A word of the text (3+ letters) whose first occurrence is past its first third, so that
-    several pieces stream before the stop string and it likely spans more than one token."""
-    for w in text.split():
-        w = w.strip(".,;:!?\"'()")
-        if len(w) >= 3 and text.find(w) >= len(text) // 3:
-            return w
-    raise AssertionError(f"no usable stop word in {text!r}")
-
-
 def test_stop_string_cuts_the_text(server):
     body = {"prompt": STORY, "max_tokens": 32, "temperature": 0}
     full = stream_request(server.base_url, body).text
-    word = _pick_stop_word(full)
+    word = pick_stop_word(full)
     expected = full[: full.find(word)]  # greedy: the same text up to the first occurrence
 
     s = stream_request(server.base_url, {**body, "stop": word})
