@@ -301,13 +301,19 @@ std::vector<BatchEntry> Scheduler::build_batch() {
     slot->cache.push_back(slot->last);
     batch.push_back({slot->last, slot->pos++, slot->id, true});
   }
-  // Prompt chunks fill the rest of the step's budget, oldest slot first; while others decode,
-  // no more than keeps this step within the stall factor (see prefill_budget).
-  const std::size_t limit = batch.empty() ? static_cast<std::size_t>(engine_.batch_tokens())
-                                          : batch.size() + prefill_budget();
-  const std::size_t generating = batch.size();
+  // Prompt chunks fill the rest of the step's budget, oldest job first (by arrival, not by
+  // slot: a prompt in a high slot must not wait behind every newer one that lands in a lower
+  // slot); while others decode, no more than keeps the step within the stall factor.
+  std::vector<Slot*> waiting;
   for (auto& slot : slots_) {
-    if (!slot->busy() || !slot->prefilling()) continue;
+    if (slot->busy() && slot->prefilling()) waiting.push_back(slot.get());
+  }
+  std::ranges::sort(waiting, {}, [](const Slot* slot) { return slot->job->arrived(); });
+  const std::size_t generating = batch.size();
+  const std::size_t limit = generating == 0
+                                ? static_cast<std::size_t>(engine_.batch_tokens())
+                                : generating + prefill_budget(generating, waiting.size());
+  for (Slot* slot : waiting) {
     const auto& prompt = slot->job->request().prompt_tokens;
     const std::size_t room = std::min<std::size_t>(engine_.batch_tokens(), limit) - batch.size();
     const std::size_t n = std::min(room, prompt.size() - slot->prompt_done);
@@ -324,12 +330,17 @@ std::vector<BatchEntry> Scheduler::build_batch() {
   return batch;
 }
 
-std::size_t Scheduler::prefill_budget() const {
+std::size_t Scheduler::prefill_budget(std::size_t generating, std::size_t prefilling) const {
   const auto whole = static_cast<std::size_t>(engine_.batch_tokens());
   if (options_.decode_stall_factor <= 0) return whole;
   // Until both costs are measured, a small chunk: a guess that errs on the side of the streams.
   if (!decode_step_s_ || !prefill_token_s_) return std::min(whole, kInitialPrefillChunk);
-  const double extra = (options_.decode_stall_factor - 1.0) * *decode_step_s_;
+  // Requests waiting for their first token count too: when they outnumber the streams, each
+  // stream gives up proportionally more, so a burst of new prompts is not starved by a few
+  // short answers still being written.
+  const double share = std::max(1.0, static_cast<double>(prefilling) /
+                                         static_cast<double>(std::max<std::size_t>(generating, 1)));
+  const double extra = (options_.decode_stall_factor * share - 1.0) * *decode_step_s_;
   const double tokens = std::floor(extra / std::max(*prefill_token_s_, 1e-9));
   return std::clamp(static_cast<std::size_t>(std::max(tokens, 0.0)), std::min(whole, kMinPrefillChunk),
                     whole);

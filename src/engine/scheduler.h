@@ -43,8 +43,9 @@ struct SchedulerOptions {
   int nice = 0;
   // Chunked prefill: while other sequences generate, a step carrying prompt chunks takes at most
   // about this many times as long as a step without them, from the measured step costs, so a
-  // long prompt arriving slows running streams by that factor instead of freezing them. Steps
-  // with nothing generating take a whole batch of prompt. 0: no limit (whole batches always).
+  // long prompt arriving slows running streams by that factor instead of freezing them. The
+  // factor is multiplied by prefilling/generating sequences when more wait for a first token
+  // than generate. Steps with nothing generating take a whole batch of prompt. 0: no limit.
   double decode_stall_factor = 2.0;
   std::chrono::milliseconds backoff_initial{100};
   std::chrono::milliseconds backoff_max{2000};
@@ -77,8 +78,9 @@ class Scheduler {
   std::size_t reuse_prefix(Slot& slot, const std::vector<Token>& prompt);
   void drop_departed();
   std::vector<BatchEntry> build_batch();
-  // Prompt tokens one step may carry while other sequences generate (decode_stall_factor).
-  std::size_t prefill_budget() const;
+  // Prompt tokens one step may carry while `generating` sequences generate and `prefilling`
+  // wait for their first token (decode_stall_factor; see .cpp).
+  std::size_t prefill_budget(std::size_t generating, std::size_t prefilling) const;
   // Feeds the measured duration of the last decoded batch into the step cost estimates.
   void note_step_cost(double seconds);
   void consume_logits();

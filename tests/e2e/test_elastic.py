@@ -126,3 +126,40 @@ def test_without_elastic_documents_go_to_the_spool(llmq_factory, tmp_path):
     assert by_id[server_ids[0]]["http"]["response"]["status_code"] == 400
     assert by_id[ok_id]["event"]["outcome"] == "success"
     assert by_id[bad_id]["llmq"]["rejection_reason"] == "invalid"
+
+
+def test_openai_requests_are_documented_with_route_user_and_cached_tokens(llmq_factory, elastic,
+                                                                          tmp_path):
+    """A request through the OpenAI routes gets its document like any other, with its route,
+    the `user` it named, and how many prompt tokens the prefix cache spared, all indexed."""
+    ns = new_namespace()
+    srv = llmq_factory.start(slots=1, elastic_url=elastic.url, elastic_namespace=ns,
+                             spool_dir=tmp_path / "spool")
+    system = {"role": "system",
+              "content": "You answer questions about the weather in one short sentence. " * 8}
+    ids = []
+    for question in ("Is it raining?", "Is it sunny?"):
+        r = httpx.post(f"{srv.base_url}/v1/chat/completions", timeout=60, json={
+            "messages": [system, {"role": "user", "content": question}], "max_tokens": 4,
+            "temperature": 0, "user": "end-user-7"})
+        assert r.status_code == 200, r.text
+        ids.append((r.headers["x-request-id"], r.json()["usage"]))
+    r = httpx.post(f"{srv.base_url}/v1/completions", timeout=60,
+                   json={"prompt": "Hello", "max_tokens": 2, "temperature": 0})
+    assert r.status_code == 200, r.text
+    completion_id = r.headers["x-request-id"]
+    assert srv.stop() == 0, srv.stderr_text(50)
+
+    docs = {h["_id"]: h["_source"] for h in elastic.search_all(requests_stream(ns))}
+    assert set(docs) == {i for i, _ in ids} | {completion_id}, docs
+    for rid, usage in ids:
+        l = docs[rid]["llmq"]
+        assert l["route"] == "/v1/chat/completions" and l["user"] == "end-user-7", l
+        assert l["tokens"]["cached"] == usage["prompt_tokens_details"]["cached_tokens"], (l, usage)
+    assert docs[ids[1][0]]["llmq"]["tokens"]["cached"] > 0, docs[ids[1][0]]
+    assert docs[completion_id]["llmq"]["route"] == "/v1/completions"
+    assert "user" not in docs[completion_id]["llmq"]
+    # Indexed, not just stored: the template maps both fields.
+    found = elastic.search(requests_stream(ns), {"query": {"bool": {"filter": [
+        {"term": {"llmq.user": "end-user-7"}}, {"range": {"llmq.tokens.cached": {"gt": 0}}}]}}})
+    assert [h["_id"] for h in found["hits"]["hits"]] == [ids[1][0]], found

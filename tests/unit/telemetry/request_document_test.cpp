@@ -33,6 +33,8 @@ TEST(RequestDocument, CompletedRequestHasEcsAndLlmqFields) {
   r.total_ms = 250;
   r.prompt_tokens = 7;
   r.generated_tokens = 16;
+  r.cached_tokens = 5;
+  r.user = "end-user-9";
   r.decode_tokens_per_s = 80.5;
   const nlohmann::json d = request_document(r, kOrigin);
   EXPECT_EQ(d["@timestamp"], "1970-01-01T00:00:01.000Z");
@@ -53,6 +55,8 @@ TEST(RequestDocument, CompletedRequestHasEcsAndLlmqFields) {
   EXPECT_EQ(l["total_ms"], 250);
   EXPECT_EQ(l["tokens"]["prompt"], 7);
   EXPECT_EQ(l["tokens"]["generated"], 16);
+  EXPECT_EQ(l["tokens"]["cached"], 5);
+  EXPECT_EQ(l["user"], "end-user-9");
   EXPECT_DOUBLE_EQ(l["decode_tokens_per_s"].get<double>(), 80.5);
   EXPECT_FALSE(l.contains("rejection_reason"));
 }
@@ -67,7 +71,7 @@ TEST(RequestDocument, RefusalLeavesOutWhatNeverHappened) {
   EXPECT_EQ(d["http"]["response"]["status_code"], 429);
   EXPECT_EQ(d["llmq"]["rejection_reason"], "queue_full");
   EXPECT_EQ(d["llmq"]["attempts"], 0);
-  for (const char* absent : {"worker", "finish_reason", "queue_ms", "ttft_ms", "tokens", "model"})
+  for (const char* absent : {"worker", "finish_reason", "queue_ms", "ttft_ms", "tokens", "model", "user"})
     EXPECT_FALSE(d["llmq"].contains(absent)) << absent;
 }
 
