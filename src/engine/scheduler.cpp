@@ -27,8 +27,8 @@ double seconds_between(Clock::time_point a, Clock::time_point b) {
 constexpr std::chrono::milliseconds kIdleWait{100};
 
 // The fewest prompt tokens a step takes while others decode, so that a long prompt still moves
-// when one token costs about a whole decode step (a small model on few cores).
-constexpr std::size_t kMinPrefillChunk = 4;
+// when the stall factor cannot be kept (the prompt's context alone stretches the step).
+constexpr std::size_t kMinPrefillChunk = 2;
 // Prompt tokens a step takes while others decode before the costs are known.
 constexpr std::size_t kInitialPrefillChunk = 32;
 // The fewest prompt tokens worth copying another slot's cache for. A copy moves a whole
@@ -330,20 +330,26 @@ std::vector<BatchEntry> Scheduler::build_batch() {
   return batch;
 }
 
-std::size_t Scheduler::prefill_budget(std::size_t generating, std::size_t prefilling) const {
+std::size_t Scheduler::prefill_budget(std::size_t generating, std::size_t prefilling) {
   const auto whole = static_cast<std::size_t>(engine_.batch_tokens());
   if (options_.decode_stall_factor <= 0) return whole;
-  // Until both costs are measured, a small chunk: a guess that errs on the side of the streams.
-  if (!decode_step_s_ || !prefill_token_s_) return std::min(whole, kInitialPrefillChunk);
-  // Requests waiting for their first token count too: when they outnumber the streams, each
-  // stream gives up proportionally more, so a burst of new prompts is not starved by a few
-  // short answers still being written.
-  const double share = std::max(1.0, static_cast<double>(prefilling) /
-                                         static_cast<double>(std::max<std::size_t>(generating, 1)));
-  const double extra = (options_.decode_stall_factor * share - 1.0) * *decode_step_s_;
-  const double tokens = std::floor(extra / std::max(*prefill_token_s_, 1e-9));
-  return std::clamp(static_cast<std::size_t>(std::max(tokens, 0.0)), std::min(whole, kMinPrefillChunk),
-                    whole);
+  const std::optional<StepCost::Line> line = mixed_steps_.line();
+  std::size_t tokens = kInitialPrefillChunk;  // until the costs are known
+  if (decode_step_s_ && line) {
+    // Requests waiting for their first token count too: when they outnumber the streams, each
+    // stream gives up proportionally more, so a burst of new prompts is not starved by a few
+    // short answers still being written.
+    const double share = std::max(1.0, static_cast<double>(prefilling) /
+                                           static_cast<double>(std::max<std::size_t>(generating, 1)));
+    const double target = options_.decode_stall_factor * share * *decode_step_s_;
+    tokens = static_cast<std::size_t>(std::max(std::floor((target - line->base) / line->per_token), 0.0));
+  }
+  tokens = std::clamp(tokens, std::min(whole, kMinPrefillChunk), whole);
+  // Every other step takes half: the fit needs steps of different sizes to tell the fixed part
+  // of a step's cost from the part that grows with its prompt tokens.
+  vary_ = !vary_;
+  if (vary_) tokens = std::max(std::min(whole, kMinPrefillChunk), tokens / 2);
+  return tokens;
 }
 
 void Scheduler::note_step_cost(double seconds) {
@@ -351,18 +357,9 @@ void Scheduler::note_step_cost(double seconds) {
     if (step_generating_ > 0) smooth(decode_step_s_, seconds);
     return;
   }
-  // A step with prompt tokens: what it cost beyond a plain decode step (the weights are read
-  // once per step either way), per prompt token. Chunks are dearer per token than whole
-  // batches, so the estimate comes from the steps actually run; a step of a few prompt tokens
-  // says more about noise than about their cost and is not counted. Before a plain step was
-  // measured, the whole step counts: an overestimate, so chunks start small.
-  if (step_prompt_ < kMinPrefillChunk) return;
-  // Whole batches of prompt cost less per token than chunks beside decodes: they only give the
-  // first estimate.
-  if (step_generating_ == 0 && prefill_token_s_) return;
-  const double base = decode_step_s_.value_or(0.0);
-  const double per_token = std::max(seconds - base, 0.0) / static_cast<double>(step_prompt_);
-  smooth(prefill_token_s_, per_token);
+  // Whole batches of prompt with nothing generating cost differently from chunks beside
+  // decodes; only the latter tell how much a chunk stretches a step.
+  if (step_generating_ > 0) mixed_steps_.add(static_cast<double>(step_prompt_), seconds);
 }
 
 void Scheduler::consume_logits() {

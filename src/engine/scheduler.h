@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "engine/engine.h"
+#include "engine/step_cost.h"
 #include "engine/text_stream.h"
 #include "queue/job_queue.h"
 #include "telemetry/service_metrics.h"
@@ -80,7 +81,7 @@ class Scheduler {
   std::vector<BatchEntry> build_batch();
   // Prompt tokens one step may carry while `generating` sequences generate and `prefilling`
   // wait for their first token (decode_stall_factor; see .cpp).
-  std::size_t prefill_budget(std::size_t generating, std::size_t prefilling) const;
+  std::size_t prefill_budget(std::size_t generating, std::size_t prefilling);
   // Feeds the measured duration of the last decoded batch into the step cost estimates.
   void note_step_cost(double seconds);
   void consume_logits();
@@ -107,9 +108,10 @@ class Scheduler {
   };
   std::vector<Retry> retries_;                // jobs waiting out a backoff; run() thread only
   std::mt19937_64 rng_{std::random_device{}()};  // backoff jitter; run() thread only
-  // Step costs (run() thread only): a decode step without prompt tokens, and each prompt token
-  // added to a step, in seconds (moving averages; unset until measured).
-  std::optional<double> decode_step_s_, prefill_token_s_;
+  // Step costs (run() thread only), in seconds:
+  std::optional<double> decode_step_s_;  // a plain decode step (moving average)
+  StepCost mixed_steps_;                  // steps with prompt chunks beside decodes
+  bool vary_ = false;                     // alternates the chunk size, for the fit
   std::size_t step_generating_ = 0, step_prompt_ = 0;  // what the last built batch held
   std::atomic<std::int32_t> busy_slots_{0};   // slots holding a job, for readiness and metrics
   std::jthread thread_;                       // runs run()
