@@ -5,6 +5,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <cctype>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -154,9 +155,13 @@ awaitable<void> stream_events(JobFollower& follower, EventChannel& channel,
   co_await exchange.close_stream();
 }
 
-// Follows the job to its end and answers with one JSON document.
-awaitable<void> answer_once(JobFollower& follower, const std::string& id, http::Exchange& exchange,
-                            telemetry::RequestRecord& record) {
+// What a non-streaming answer's body is made of: the text and the job's done event.
+using AnswerBody = std::function<std::string(const std::string& text, const DoneEvent& done)>;
+
+// Follows the job to its end and answers with one JSON document, `body(text, done)`, or with
+// the error in the route's shape.
+awaitable<void> answer_once(JobFollower& follower, http::Exchange& exchange,
+                            telemetry::RequestRecord& record, Dialect dialect, AnswerBody body) {
   std::string text;
   while (!follower.finished()) {
     JobEvent event = co_await follower.next();
@@ -164,24 +169,28 @@ awaitable<void> answer_once(JobFollower& follower, const std::string& id, http::
     if (auto* token = std::get_if<TokenEvent>(&event)) text += token->text;
     if (auto* error = std::get_if<ErrorEvent>(&event)) {
       ApiError err{static_cast<int>(status_of(*error)), error->code, error->message, {}};
-      http::Response response = error_response(Dialect::native, err, exchange.keep_alive());
-      response.set("X-Request-Id", id);
+      http::Response response = error_response(dialect, err, exchange.keep_alive());
+      response.set("X-Request-Id", record.request_id);
       co_await exchange.reply(std::move(response));
       co_return;
     }
     if (auto* done = std::get_if<DoneEvent>(&event)) {
-      nlohmann::ordered_json body = {{"id", id},
-                             {"text", text},
-                             {"finish_reason", done->finish_reason},
-                             {"usage", usage_json(done->usage)},
-                             {"timings", timings_json(done->timings)}};
-      http::Response response = http::json_response(
-          bhttp::status::ok, body.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace),
-          exchange.keep_alive());
-      response.set("X-Request-Id", id);
+      http::Response response =
+          http::json_response(bhttp::status::ok, body(text, *done), exchange.keep_alive());
+      response.set("X-Request-Id", record.request_id);
       co_await exchange.reply(std::move(response));
     }
   }
+}
+
+// The native route's answer: {"id","text","finish_reason","usage","timings"}.
+std::string native_answer(const std::string& id, const std::string& text, const DoneEvent& done) {
+  nlohmann::ordered_json body = {{"id", id},
+                                 {"text", text},
+                                 {"finish_reason", done.finish_reason},
+                                 {"usage", usage_json(done.usage)},
+                                 {"timings", timings_json(done.timings)}};
+  return body.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
 // Follows the job as an OpenAI stream: `data: {chunk}` frames and `data: [DONE]`, with
@@ -215,31 +224,6 @@ awaitable<void> openai_stream(JobFollower& follower, EventChannel& channel,
     if (channel.note_unsent(exchange.unsent_bytes())) co_return;
   }
   co_await exchange.close_stream();
-}
-
-// Follows the job to its end and answers with OpenAI's completion object.
-awaitable<void> openai_answer(JobFollower& follower, http::Exchange& exchange,
-                              telemetry::RequestRecord& record,
-                              const openai::Completion& completion) {
-  std::string text;
-  while (!follower.finished()) {
-    JobEvent event = co_await follower.next();
-    note_event(record, event);
-    if (auto* token = std::get_if<TokenEvent>(&event)) text += token->text;
-    if (auto* error = std::get_if<ErrorEvent>(&event)) {
-      ApiError err{static_cast<int>(status_of(*error)), error->code, error->message, {}};
-      http::Response response = error_response(Dialect::openai_chat, err, exchange.keep_alive());
-      response.set("X-Request-Id", record.request_id);
-      co_await exchange.reply(std::move(response));
-      co_return;
-    }
-    if (auto* done = std::get_if<DoneEvent>(&event)) {
-      http::Response response =
-          http::json_response(bhttp::status::ok, completion.whole(text, *done), exchange.keep_alive());
-      response.set("X-Request-Id", record.request_id);
-      co_await exchange.reply(std::move(response));
-    }
-  }
 }
 
 }  // namespace
@@ -523,13 +507,15 @@ awaitable<void> ApiHandler::submit(const http::Request& request, http::Exchange&
                                           record.at.time_since_epoch()).count(),
                                       job->request().model, params.include_usage);
   // Named awaitables: see the GCC 12 note in handle().
+  AnswerBody body = [&](const std::string& text, const DoneEvent& done) {
+    return dialect == Dialect::native ? native_answer(job->id(), text, done)
+                                      : completion.whole(text, done);
+  };
   awaitable<void> work =
-      dialect == Dialect::native
-          ? (params.stream ? stream_events(follower, *channel, exchange, record, options_.metrics)
-                           : answer_once(follower, job->id(), exchange, record))
-          : (params.stream
-                 ? openai_stream(follower, *channel, exchange, record, completion, options_.metrics)
-                 : openai_answer(follower, exchange, record, completion));
+      !params.stream ? answer_once(follower, exchange, record, dialect, std::move(body))
+      : dialect == Dialect::native
+          ? stream_events(follower, *channel, exchange, record, options_.metrics)
+          : openai_stream(follower, *channel, exchange, record, completion, options_.metrics);
   awaitable<void> gone = exchange.client_gone();
   awaitable<void> overflow = channel->wait_overflow();
   auto race = std::move(work) || std::move(gone) || std::move(overflow);
