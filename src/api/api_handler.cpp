@@ -5,15 +5,14 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <cctype>
-#include <functional>
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "api/answer.h"
 #include "api/event_channel.h"
 #include "api/job_follower.h"
 #include "api/openai.h"
 #include "api/prompt.h"
-#include "http/sse.h"
 
 namespace llmq {
 namespace {
@@ -21,13 +20,6 @@ namespace {
 using boost::asio::awaitable;
 using namespace boost::asio::experimental::awaitable_operators;
 namespace bhttp = boost::beast::http;
-
-// The refusal body of the route's API: the contract's, or OpenAI's error shape.
-http::Response error_response(Dialect dialect, const ApiError& err, bool keep_alive) {
-  return http::json_response(static_cast<bhttp::status>(err.status),
-                             dialect == Dialect::native ? err.to_json() : openai::error_json(err),
-                             keep_alive);
-}
 
 // Routes under /v1/ are OpenAI's: their errors (even a 404) come in OpenAI's shape.
 Dialect dialect_of(std::string_view target) {
@@ -96,134 +88,6 @@ const char* rejection_reason(const ApiError& err) {
     default: break;
   }
   return err.code == "not_ready" ? "not_ready" : "shutting_down";
-}
-
-// HTTP status for a job that ended in an error, when answering without a stream.
-bhttp::status status_of(const ErrorEvent& e) {
-  if (e.code == "deadline_exceeded") return bhttp::status::gateway_timeout;
-  if (e.code == "shutting_down") return bhttp::status::service_unavailable;
-  return bhttp::status::internal_server_error;
-}
-
-// Keeps what the request's document needs from the events that pass to the client.
-void note_event(telemetry::RequestRecord& record, const JobEvent& event) {
-  if (const auto* started = std::get_if<StartedEvent>(&event)) {
-    record.worker = started->worker;
-    record.attempts = started->attempt;
-    record.queue_ms = started->queue_ms;
-  } else if (const auto* done = std::get_if<DoneEvent>(&event)) {
-    record.finish_reason = done->finish_reason;
-    record.prompt_tokens = done->usage.prompt_tokens;
-    record.cached_tokens = done->usage.cached_tokens;
-    record.generated_tokens = done->usage.completion_tokens;
-    record.queue_ms = done->timings.queue_ms;
-    record.ttft_ms = done->timings.ttft_ms;
-    record.total_ms = done->timings.total_ms;
-    record.decode_tokens_per_s = done->timings.decode_tokens_per_s;
-  } else if (const auto* error = std::get_if<ErrorEvent>(&event)) {
-    // The reason names of llmq_requests_rejected_total, so both views agree.
-    record.rejection_reason = error->code == "deadline_exceeded" ? "deadline" : error->code;
-  }
-}
-
-// A token's text was handed to the socket: how long after its sampling (the flush delay).
-void note_flushed(telemetry::ServiceMetrics* metrics, const JobEvent& event) {
-  const auto* token = std::get_if<TokenEvent>(&event);
-  if (metrics == nullptr || token == nullptr || token->sampled == Clock::time_point{}) return;
-  metrics->token_flush().observe(std::chrono::duration<double>(Clock::now() - token->sampled).count());
-}
-
-// Follows the job as an SSE stream until its done/error event, until the stream breaks, or
-// until the client has left too much unread (the channel overflows).
-awaitable<void> stream_events(JobFollower& follower, EventChannel& channel,
-                              http::Exchange& exchange, telemetry::RequestRecord& record,
-                              telemetry::ServiceMetrics* metrics) {
-  if (!co_await exchange.open_stream(bhttp::status::ok, "text/event-stream", record.request_id)) {
-    co_return;
-  }
-  std::int64_t id = 0;
-  JobEvent event = follower.queued();
-  while (true) {
-    const std::string frame = http::sse_event(id++, event_name(event), event_json(event));
-    if (!co_await exchange.write_chunk(frame)) co_return;
-    note_flushed(metrics, event);
-    if (follower.finished()) break;
-    if (channel.note_unsent(exchange.unsent_bytes())) co_return;
-    event = co_await follower.next();
-    note_event(record, event);
-  }
-  co_await exchange.close_stream();
-}
-
-// What a non-streaming answer's body is made of: the text and the job's done event.
-using AnswerBody = std::function<std::string(const std::string& text, const DoneEvent& done)>;
-
-// Follows the job to its end and answers with one JSON document, `body(text, done)`, or with
-// the error in the route's shape.
-awaitable<void> answer_once(JobFollower& follower, http::Exchange& exchange,
-                            telemetry::RequestRecord& record, Dialect dialect, AnswerBody body) {
-  std::string text;
-  while (!follower.finished()) {
-    JobEvent event = co_await follower.next();
-    note_event(record, event);
-    if (auto* token = std::get_if<TokenEvent>(&event)) text += token->text;
-    if (auto* error = std::get_if<ErrorEvent>(&event)) {
-      ApiError err{static_cast<int>(status_of(*error)), error->code, error->message, {}};
-      http::Response response = error_response(dialect, err, exchange.keep_alive());
-      response.set("X-Request-Id", record.request_id);
-      co_await exchange.reply(std::move(response));
-      co_return;
-    }
-    if (auto* done = std::get_if<DoneEvent>(&event)) {
-      http::Response response =
-          http::json_response(bhttp::status::ok, body(text, *done), exchange.keep_alive());
-      response.set("X-Request-Id", record.request_id);
-      co_await exchange.reply(std::move(response));
-    }
-  }
-}
-
-// The native route's answer: {"id","text","finish_reason","usage","timings"}.
-std::string native_answer(const std::string& id, const std::string& text, const DoneEvent& done) {
-  nlohmann::ordered_json body = {{"id", id},
-                                 {"text", text},
-                                 {"finish_reason", done.finish_reason},
-                                 {"usage", usage_json(done.usage)},
-                                 {"timings", timings_json(done.timings)}};
-  return body.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
-}
-
-// Follows the job as an OpenAI stream: `data: {chunk}` frames and `data: [DONE]`, with
-// `: ping` comments while it waits (OpenAI's clients know no queue events and skip comments).
-awaitable<void> openai_stream(JobFollower& follower, EventChannel& channel,
-                              http::Exchange& exchange, telemetry::RequestRecord& record,
-                              const openai::Completion& completion,
-                              telemetry::ServiceMetrics* metrics) {
-  if (!co_await exchange.open_stream(bhttp::status::ok, "text/event-stream", record.request_id)) {
-    co_return;
-  }
-  bool opened = false;  // the chat role chunk went out (a retried job starts twice)
-  while (!follower.finished()) {
-    JobEvent event = co_await follower.next();
-    note_event(record, event);
-    std::string frame;
-    if (std::holds_alternative<QueuedEvent>(event) || std::holds_alternative<PingEvent>(event)) {
-      frame = openai::Completion::ping();
-    } else if (std::holds_alternative<StartedEvent>(event)) {
-      if (!std::exchange(opened, true)) frame = completion.opening();
-    } else if (const auto* token = std::get_if<TokenEvent>(&event)) {
-      frame = completion.delta(token->text);
-    } else if (const auto* done = std::get_if<DoneEvent>(&event)) {
-      frame = completion.ending(*done);
-    } else if (const auto* error = std::get_if<ErrorEvent>(&event)) {
-      frame = openai::Completion::stream_error(
-          {static_cast<int>(status_of(*error)), error->code, error->message, {}});
-    }
-    if (!co_await exchange.write_chunk(frame)) co_return;
-    note_flushed(metrics, event);
-    if (channel.note_unsent(exchange.unsent_bytes())) co_return;
-  }
-  co_await exchange.close_stream();
 }
 
 }  // namespace
