@@ -1,0 +1,220 @@
+// The scheduler's prefix cache (a slot's own cells, cells copied from another slot) and its
+// chunked prefill under the stall factor, over the FakeEngine.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "engine/scheduler_fixture.h"
+#include "telemetry/service_metrics.h"
+
+namespace llmq {
+namespace {
+
+// The batch entries of one slot's prompt tokens, in order.
+std::vector<BatchEntry> entries_with_token(const std::vector<std::vector<BatchEntry>>& batches,
+                                           Token token) {
+  std::vector<BatchEntry> out;
+  for (const auto& batch : batches) {
+    for (const auto& e : batch) {
+      if (e.token == token) out.push_back(e);
+    }
+  }
+  return out;
+}
+
+TEST_F(SchedulerTest, APrefixSharedWithAFinishedJobIsNotPrefilledAgain) {
+  start(1);
+  auto first = submit(queue_, "first", "SYSTEM PROMPT: one", 2);
+  scheduler_->start();
+  ASSERT_TRUE(first.sink->wait_end());
+  EXPECT_EQ(first.sink->last_as<DoneEvent>()->usage.cached_tokens, 0);
+  const std::size_t before = engine_->batches().size();
+  auto second = submit(queue_, "second", "SYSTEM PROMPT: two", 2);
+  ASSERT_TRUE(second.sink->wait_end());
+  const auto* done = second.sink->last_as<DoneEvent>();
+  ASSERT_NE(done, nullptr);
+  EXPECT_EQ(done->usage.cached_tokens, 15);  // "SYSTEM PROMPT: "
+  EXPECT_EQ(done->usage.prompt_tokens, 18);
+  // Only "two" was decoded, from position 15 on.
+  const auto batches = engine_->batches();
+  const BatchEntry& first_entry = batches.at(before).front();
+  EXPECT_EQ(first_entry.token, 't');
+  EXPECT_EQ(first_entry.pos, 15);
+  std::size_t prompt_entries = 0;
+  for (std::size_t i = before; i < batches.size(); ++i) {
+    for (const auto& e : batches[i]) prompt_entries += e.logits ? 0 : 1;
+  }
+  EXPECT_EQ(prompt_entries, 2u);  // 't', 'w'; 'o' is the last, with logits
+  EXPECT_EQ(engine_->truncated().back(), (std::pair<std::int32_t, std::int32_t>{0, 15}));
+}
+
+TEST_F(SchedulerTest, AnIdenticalPromptReusesAllButItsLastTokenAndAnswersTheSame) {
+  start(1);
+  auto first = submit(queue_, "first", "hello world", 6);
+  scheduler_->start();
+  ASSERT_TRUE(first.sink->wait_end());
+  auto again = submit(queue_, "again", "hello world", 6);
+  ASSERT_TRUE(again.sink->wait_end());
+  EXPECT_EQ(again.sink->last_as<DoneEvent>()->usage.cached_tokens, 10);
+  EXPECT_EQ(again.sink->text(), first.sink->text());
+}
+
+TEST_F(SchedulerTest, AJobTakesTheFreeSlotThatCachesItsPrefix) {
+  start(2);
+  // The fake answers 'j' with 'k' and 'q' with 'r': the letters say whose prompt an entry is.
+  auto x = submit(queue_, "x", "jjjjjjjj1", 2);
+  auto y = submit(queue_, "y", "qqqqqqqq1", 2);
+  scheduler_->start();
+  ASSERT_TRUE(x.sink->wait_end());
+  ASSERT_TRUE(y.sink->wait_end());
+  const std::int32_t y_slot = entries_with_token(engine_->batches(), 'q').front().slot;
+  for (int round = 0; round < 3; ++round) {
+    const std::size_t before = engine_->batches().size();
+    auto again = submit(queue_, "y2", "qqqqqqqq2", 2);
+    ASSERT_TRUE(again.sink->wait_end());
+    EXPECT_EQ(again.sink->last_as<DoneEvent>()->usage.cached_tokens, 8);
+    EXPECT_EQ(engine_->batches().at(before).front().slot, y_slot);
+  }
+  // The other slot's cache was never needed, so it is still there for an 'x' prompt.
+  auto x2 = submit(queue_, "x2", "jjjjjjjj2", 2);
+  ASSERT_TRUE(x2.sink->wait_end());
+  EXPECT_EQ(x2.sink->last_as<DoneEvent>()->usage.cached_tokens, 8);
+}
+
+TEST_F(SchedulerTest, APromptSharingNothingTakesAnEmptySlotBeforeACachedOne) {
+  start(2);
+  auto a = submit(queue_, "a", "jjjjjjjj", 2);
+  scheduler_->start();
+  ASSERT_TRUE(a.sink->wait_end());
+  const std::int32_t a_slot = entries_with_token(engine_->batches(), 'j').front().slot;
+  auto b = submit(queue_, "b", "qqqqqqqq", 2);
+  ASSERT_TRUE(b.sink->wait_end());
+  EXPECT_NE(entries_with_token(engine_->batches(), 'q').front().slot, a_slot);
+  auto a2 = submit(queue_, "a2", "jjjjjjjj", 2);
+  ASSERT_TRUE(a2.sink->wait_end());
+  EXPECT_EQ(a2.sink->last_as<DoneEvent>()->usage.cached_tokens, 7);
+}
+
+TEST_F(SchedulerTest, CachedPromptTokensAreCounted) {
+  telemetry::ServiceMetrics metrics;
+  engine_ = std::make_unique<FakeEngine>(1, 256, 64);
+  scheduler_ = std::make_unique<Scheduler>(
+      *engine_, queue_, SchedulerOptions{.worker_id = "w", .metrics = &metrics, .decode_stall_factor = 0});
+  auto first = submit(queue_, "first", "shared prefix A", 2);
+  scheduler_->start();
+  ASSERT_TRUE(first.sink->wait_end());
+  auto second = submit(queue_, "second", "shared prefix B", 2);
+  ASSERT_TRUE(second.sink->wait_end());
+  const std::string text = metrics.expose();
+  EXPECT_NE(text.find("llmq_prompt_cache_hit_tokens_total{model=\"fake\"} 14"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("llmq_prompt_tokens_total{model=\"fake\"} 30"), std::string::npos) << text;
+}
+
+TEST_F(SchedulerTest, AFailedDecodeForgetsTheSlotsCache) {
+  start(1);
+  auto first = submit(queue_, "first", "abcdef", 2);
+  scheduler_->start();
+  ASSERT_TRUE(first.sink->wait_end());
+  engine_->fail_next_decodes(1);
+  auto second = submit(queue_, "second", "abcdeg", 2);
+  ASSERT_TRUE(second.sink->wait_end());
+  const auto* done = second.sink->last_as<DoneEvent>();
+  ASSERT_NE(done, nullptr) << "the retry should have succeeded";
+  EXPECT_EQ(done->usage.cached_tokens, 0);  // the second run prefilled everything again
+  EXPECT_EQ(engine_->cleared(), std::vector<std::int32_t>{0});
+}
+
+TEST_F(SchedulerTest, APrefixAnotherSlotHoldsIsCopiedInsteadOfPrefilled) {
+  start(2, 1024, 512);
+  const std::string system(100, 's');
+  auto running = submit(queue_, "running", system + "first question", 300);
+  scheduler_->start();
+  while (running.sink->events().size() < 5) std::this_thread::sleep_for(milliseconds(1));
+  const std::size_t before = engine_->batches().size();
+  auto second = submit(queue_, "second", system + "other", 2);
+  ASSERT_TRUE(second.sink->wait_end());
+  running.job->cancel();
+  ASSERT_TRUE(running.sink->wait_end());
+  EXPECT_EQ(second.sink->last_as<DoneEvent>()->usage.cached_tokens, 100);
+  const auto copies = engine_->copies();
+  ASSERT_EQ(copies.size(), 1u);
+  EXPECT_EQ(copies[0].from, 0);
+  EXPECT_EQ(copies[0].to, 1);
+  EXPECT_EQ(copies[0].keep, 100);
+  // Slot 1 prefilled "other" only, from position 100.
+  std::size_t prefilled = 0;
+  const auto batches = engine_->batches();
+  for (std::size_t i = before; i < batches.size(); ++i) {
+    for (const auto& e : batches[i]) {
+      if (e.slot != 1) continue;
+      if (prefilled == 0) {
+        EXPECT_EQ(e.pos, 100);
+      }
+      ++prefilled;
+    }
+  }
+  EXPECT_EQ(prefilled, 5u + 1u);  // "other", then the one generated token fed back
+}
+
+TEST_F(SchedulerTest, AShortSharedPrefixIsPrefilledRatherThanCopied) {
+  start(2, 1024, 512);
+  auto running = submit(queue_, "running", std::string(20, 's') + "a", 300);
+  scheduler_->start();
+  while (running.sink->events().size() < 5) std::this_thread::sleep_for(milliseconds(1));
+  auto second = submit(queue_, "second", std::string(20, 's') + "b", 2);
+  ASSERT_TRUE(second.sink->wait_end());
+  running.job->cancel();
+  ASSERT_TRUE(running.sink->wait_end());
+  EXPECT_TRUE(engine_->copies().empty());
+  EXPECT_EQ(second.sink->last_as<DoneEvent>()->usage.cached_tokens, 0);
+}
+
+// --- chunked prefill under the stall factor ---
+
+TEST_F(SchedulerTest, WhileOthersGenerateAPromptIsPrefilledInChunksThatKeepStepsShort) {
+  // A step costs 2 ms plus 0.1 ms per prompt token: with factor 2, about 20 prompt tokens fit
+  // in a step beside the running stream; a whole batch (512) would stretch it 26 times.
+  start(2, 4096, 512, 2.0);
+  engine_->set_costs(std::chrono::microseconds(2000), std::chrono::microseconds(100));
+  auto running = submit(queue_, "running", "a", 400);
+  scheduler_->start();
+  while (running.sink->events().size() < 20) std::this_thread::sleep_for(milliseconds(1));
+  auto big = submit(queue_, "big", std::string(600, 'x'), 2);
+  ASSERT_TRUE(big.sink->wait_end(milliseconds(20000)));
+  running.job->cancel();
+  ASSERT_TRUE(running.sink->wait_end());
+  std::size_t mixed = 0, oversized = 0;
+  for (const auto& batch : engine_->batches()) {
+    std::size_t prompt = 0;
+    bool generating = false;
+    for (const auto& e : batch) {
+      if (e.slot == 1 && e.token == 'x') ++prompt;
+      if (e.slot == 0) generating = true;
+    }
+    if (prompt == 0 || !generating) continue;
+    ++mixed;
+    if (prompt > 64) ++oversized;  // generous: timing noise may stretch one estimate
+  }
+  EXPECT_GE(mixed, 600u / 64);
+  EXPECT_LE(oversized, 1u);
+}
+
+TEST_F(SchedulerTest, WithNobodyGeneratingAPromptTakesWholeBatches) {
+  start(1, 4096, 512, 2.0);
+  engine_->set_costs(std::chrono::microseconds(500), std::chrono::microseconds(10));
+  auto big = submit(queue_, "big", std::string(1000, 'x'), 1);
+  scheduler_->start();
+  ASSERT_TRUE(big.sink->wait_end());
+  const auto batches = engine_->batches();
+  ASSERT_GE(batches.size(), 2u);
+  EXPECT_EQ(batches[0].size(), 512u);
+  EXPECT_EQ(batches[1].size(), 488u);
+}
+
+}  // namespace
+}  // namespace llmq
