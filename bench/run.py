@@ -397,6 +397,15 @@ def parse_args(argv=None):
     return a
 
 
+def finish(res: dict, path: Path, report) -> None:
+    """Stamps the end of a run, writes its results as JSON to `path` and prints its table."""
+    res["finished_utc"] = dt.datetime.now(dt.timezone.utc).isoformat()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(res, indent=1))
+    print(report(res))
+    print(f"\nresults: {path}")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     prefix = find_inputs(args, need_llama="llama-server" in args.engines or not args.no_llama_bench)
@@ -426,12 +435,7 @@ def main(argv=None) -> int:
             r["argv"] = srv.argv
             res["engines"][engine] = r
 
-    res["finished_utc"] = dt.datetime.now(dt.timezone.utc).isoformat()
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"{started.strftime('%Y%m%dT%H%M%SZ')}.json"
-    path.write_text(json.dumps(res, indent=2))
-    print(report(res))
-    print(f"\nresults: {path}")
+    finish(res, args.out / f"{started.strftime('%Y%m%dT%H%M%SZ')}.json", report)
     return 0
 
 

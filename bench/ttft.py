@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import random
 import sys
 import threading
@@ -31,8 +30,8 @@ from typing import Any
 import httpx
 
 from clients import ChatSample, chat_stream, new_client, now
-from run import (add_server_args, drive_closed_loop, engine_server, find_inputs, fmt, host_info,
-                 log, parse_engines, percentile, ratio)
+from run import (add_server_args, drive_closed_loop, engine_server, find_inputs, finish, fmt,
+                 host_info, log, parse_engines, percentile, ratio)
 
 # Plain words, mostly one token each with their leading space, from which the long prompts are
 # drawn: ~N words come to ~N tokens (the JSON records what each server counted).
@@ -428,12 +427,7 @@ def main(argv=None) -> int:
                 r["token_flush"] = token_flush(srv.base_url)
             res["engines"][engine] = r
 
-    res["finished_utc"] = dt.datetime.now(dt.timezone.utc).isoformat()
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"ttft-{stamp}.json"
-    path.write_text(json.dumps(res, indent=1))
-    print(report(res))
-    print(f"\nresults: {path}")
+    finish(res, args.out / f"ttft-{stamp}.json", report)
     return 0
 
 

@@ -48,6 +48,16 @@ http::Response with_retry_after(http::Response res, int seconds) {
   return res;
 }
 
+// A refusal as sent: the route's error body, Retry-After when there is a wait to suggest
+// (0: none), and the auth challenge on a 401.
+http::Response refusal_response(Dialect dialect, const ApiError& err, std::int64_t retry_after_s,
+                                bool keep_alive) {
+  http::Response response = error_response(dialect, err, keep_alive);
+  if (retry_after_s > 0) response = with_retry_after(std::move(response), static_cast<int>(retry_after_s));
+  if (err.status == 401) response.set(bhttp::field::www_authenticate, "Bearer realm=\"llmq\"");
+  return response;
+}
+
 std::string new_request_id() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   char buf[24];
@@ -163,23 +173,13 @@ http::Response ApiHandler::route_simple(const http::Request& request, std::strin
 http::Response ApiHandler::models(const http::Request& request, std::string_view target,
                                   const http::Exchange& exchange) const {
   const bool keep_alive = exchange.keep_alive();
-  const auto refuse = [&](const ApiError& err, int retry_after_s) {
-    http::Response response = error_response(Dialect::openai_completion, err, keep_alive);
-    if (retry_after_s > 0) response = with_retry_after(std::move(response), retry_after_s);
-    if (err.status == 401) response.set(bhttp::field::www_authenticate, "Bearer realm=\"llmq\"");
-    return response;
+  const auto refuse = [&](const ApiError& err, std::int64_t retry_after_s) {
+    return refusal_response(Dialect::openai_completion, err, retry_after_s, keep_alive);
   };
-  if (options_.api_keys != nullptr && options_.api_keys->enabled()) {
-    const std::string_view presented =
-        presented_key(request[bhttp::field::authorization], request["X-API-Key"]);
-    if (presented.empty() || options_.api_keys->match(presented) == nullptr) {
-      count_rejection("unauthorized");
-      return refuse({401, "unauthorized",
-                     presented.empty() ? "an API key is required (Authorization: Bearer <key>)"
-                                       : "the API key is not valid",
-                     {}},
-                    0);
-    }
+  if (auto refusal = authenticate(request); std::holds_alternative<Refusal>(refusal)) {
+    count_rejection("unauthorized");
+    const Refusal& r = std::get<Refusal>(refusal);
+    return refuse({r.status, r.code, r.message, {}}, 0);
   }
   const Engine* engine = state_.engine.load();
   if (engine == nullptr) return refuse({503, "not_ready", "the model is still loading", {}}, 1);
@@ -211,21 +211,26 @@ http::Response ApiHandler::readiness(bool keep_alive) const {
   return http::json_response(bhttp::status::ok, R"({"status":"ready"})", keep_alive);
 }
 
+std::variant<const ApiKey*, Refusal> ApiHandler::authenticate(const http::Request& request) const {
+  if (options_.api_keys == nullptr || !options_.api_keys->enabled()) return nullptr;
+  const std::string_view presented =
+      presented_key(request[bhttp::field::authorization], request["X-API-Key"]);
+  const ApiKey* key = presented.empty() ? nullptr : options_.api_keys->match(presented);
+  if (key != nullptr) return key;
+  return Refusal{401, "unauthorized",
+                 presented.empty() ? "an API key is required (Authorization: Bearer <key>)"
+                                   : "the API key is not valid",
+                 0};
+}
+
 std::variant<Admission::Ticket, Refusal> ApiHandler::admit_client(
     const http::Request& request, const http::Exchange& exchange,
     telemetry::RequestRecord& record) const {
   std::string client = "ip:" + exchange.remote_address();
   std::optional<ClientLimits> limits;
-  if (options_.api_keys != nullptr && options_.api_keys->enabled()) {
-    const std::string_view presented =
-        presented_key(request[bhttp::field::authorization], request["X-API-Key"]);
-    const ApiKey* key = presented.empty() ? nullptr : options_.api_keys->match(presented);
-    if (key == nullptr) {
-      return Refusal{401, "unauthorized",
-                     presented.empty() ? "an API key is required (Authorization: Bearer <key>)"
-                                       : "the API key is not valid",
-                     0};
-    }
+  auto who = authenticate(request);
+  if (auto* refusal = std::get_if<Refusal>(&who)) return std::move(*refusal);
+  if (const ApiKey* key = std::get<const ApiKey*>(who)) {
     client = "key:" + key->name;
     limits = key->limits;
     record.api_key = key->name;
@@ -242,10 +247,7 @@ std::variant<ApiHandler::Admitted, http::Response> ApiHandler::admit(
   const auto refuse = [&](const ApiError& err, std::int64_t retry_after_s = 0) {
     record.rejection_reason = rejection_reason(err);
     count_rejection(rejection_reason(err));
-    http::Response response = error_response(dialect, err, keep_alive);
-    if (retry_after_s > 0) response = with_retry_after(std::move(response), static_cast<int>(retry_after_s));
-    if (err.status == 401) response.set(bhttp::field::www_authenticate, "Bearer realm=\"llmq\"");
-    return response;
+    return refusal_response(dialect, err, retry_after_s, keep_alive);
   };
   const auto refuse_as = [&](const Refusal& r) {
     return refuse({r.status, r.code, r.message, {}}, r.retry_after_s);

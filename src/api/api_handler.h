@@ -70,6 +70,9 @@ class ApiHandler final : public http::Handler {
                                                std::shared_ptr<JobSink> sink,
                                                const http::Exchange& exchange,
                                                telemetry::RequestRecord& record) const;
+  // The API key the request presents: null when no keys are configured, the 401 refusal when
+  // keys are required and it has none that matches.
+  std::variant<const ApiKey*, Refusal> authenticate(const http::Request& request) const;
   // Who the client is for its limits, or the 401 when keys are required and it has none, or
   // its limits' refusal.
   std::variant<Admission::Ticket, Refusal> admit_client(const http::Request& request,
