@@ -2,15 +2,12 @@
 
 #include <spdlog/spdlog.h>
 
-#include <sys/resource.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
-#include <cstring>
 #include <chrono>
 #include <utility>
+
+#include "util/thread_priority.h"
 
 namespace llmq {
 namespace {
@@ -97,11 +94,8 @@ void Scheduler::stop() {
 }
 
 void Scheduler::run(const std::stop_token& stop) {
-  if (options_.nice > 0) {
-    // Linux: the niceness of one thread (its tid), inherited by the threads it creates.
-    if (setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), options_.nice) != 0)
-      spdlog::warn("cannot lower the decode threads' priority: {}", std::strerror(errno));
-  }
+  name_this_thread("llmq-decode");
+  lower_this_thread_priority(options_.nice, "the decode threads");
   while (!stop.stop_requested()) {
     const bool idle = busy_slots() == 0;
     fill_free_slots(idle);

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "util/thread_priority.h"
+
 namespace llmq::telemetry {
 namespace {
 
@@ -83,6 +85,8 @@ ElasticSink::Clock::time_point ElasticSink::wake_at_locked(Clock::time_point now
 }
 
 void ElasticSink::run() {
+  name_this_thread("llmq-ship");
+  lower_this_thread_priority(options_.nice, "the Elasticsearch shipper");
   std::unique_lock lock(mutex_);
   while (!closing_) {
     const auto now = Clock::now();

@@ -13,9 +13,9 @@
 // in flight and one spool segment being replayed. Order is kept except for documents that
 // overflow a full queue while Elasticsearch is slow, which reach the spool ahead of the queue.
 //
-// Threading: one background thread owns the client, batching and backoff. submit() takes the
-// sink's mutex briefly (an overflow also appends to the spool, which has its own mutex);
-// flush() and close() are for the owner; close() waits for a batch in flight, so for up to
+// Threading: one background thread (at `nice`) owns the client, batching and backoff. submit()
+// takes the sink's mutex briefly (an overflow also appends to the spool, which has its own
+// mutex); flush() and close() are for the owner; close() waits for a batch in flight, so for up to
 // `elastic.request_timeout`. Lock order: sink mutex, then the spool's.
 #pragma once
 
@@ -48,6 +48,9 @@ struct ElasticSinkOptions {
   std::chrono::milliseconds batch_interval{1000};
   std::chrono::milliseconds backoff_initial{250};
   std::chrono::milliseconds backoff_max{30000};
+  // The worker thread's niceness. Shipping is background work: on a busy machine it yields the
+  // CPU to decoding and the HTTP threads, and what it cannot keep up with waits in the spool.
+  int nice = 19;
   // Runs on the worker before the first document is shipped, and again after a failure until it
   // succeeds (serve --elastic-setup installs the index templates here, so no document can create
   // a data stream without them). False: back off as after a failed batch; documents wait.

@@ -1,7 +1,12 @@
 // The sinks without an Elasticsearch: SpoolSink, and ElasticSink while its node is unreachable.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
+#include <algorithm>
 #include <fstream>
+#include <optional>
+#include <sstream>
+#include <thread>
 
 #include "telemetry/elastic_sink.h"
 #include "telemetry/spool_sink.h"
@@ -90,6 +95,40 @@ TEST(ElasticSink, SubmitNeverWaitsOnTheNetwork) {
 
 namespace llmq::telemetry {
 namespace {
+
+// The niceness of the thread of this process named `name` (field 19 of its stat), or nullopt.
+std::optional<int> nice_of_thread(const std::string& name) {
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string line;
+    if (!std::getline(comm, line) || line != name) continue;
+    std::ifstream stat_file(task.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(stat_file)), std::istreambuf_iterator<char>());
+    std::istringstream fields(stat.substr(stat.rfind(')') + 2));  // after "pid (comm) "
+    std::string field;
+    for (int i = 3; i <= 19 && fields >> field; ++i) {
+    }
+    return std::stoi(field);
+  }
+  return std::nullopt;
+}
+
+TEST(ElasticSink, ShipsFromABackgroundThreadThatYieldsTheCpu) {
+  const int own = getpriority(PRIO_PROCESS, 0);  // a thread may only lower its own priority
+  if (own >= 19) GTEST_SKIP() << "the tests run at nice 19 already";
+  const int lower = std::min(19, own + 7);
+  TempDir dir;
+  ElasticSinkOptions options = unreachable(dir);
+  options.nice = lower;
+  ElasticSink sink(std::move(options));
+  std::optional<int> nice;
+  for (int i = 0; i < 200 && nice != lower; ++i) {
+    std::this_thread::sleep_for(5ms);
+    nice = nice_of_thread("llmq-ship");
+  }
+  EXPECT_EQ(nice, lower);
+  sink.close();
+}
 
 TEST(DeadLetterFile, OneLinePerDocumentWithTheReason) {
   TempDir dir;
