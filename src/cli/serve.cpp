@@ -21,6 +21,7 @@
 #include "telemetry/request_document.h"
 #include "telemetry/runtime_reporter.h"
 #include "telemetry/service_metrics.h"
+#include "telemetry/sink_metrics.h"
 #include "telemetry/spool_sink.h"
 #include "util/fd_limit.h"
 
@@ -301,6 +302,7 @@ int run_serve(const ServeConfig& config) {
   telemetry::ServiceMetrics metrics(
       telemetry::ServiceMetricsOptions{.window = std::chrono::seconds(config.metrics_window_s)});
   metrics.watch_queue([&queue] { return static_cast<double>(queue.depth()); });
+  metrics.registry().add(telemetry::sink_collector(*documents));
   Admission admission(AdmissionOptions{
       .slots = config.slots,
       .client = ClientLimits{config.client_max_concurrent, config.client_rate, config.client_burst}});

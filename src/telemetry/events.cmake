@@ -8,6 +8,7 @@ target_sources(llmq_core PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/kibana_import.cpp
   ${CMAKE_CURRENT_LIST_DIR}/request_document.cpp
   ${CMAKE_CURRENT_LIST_DIR}/runtime_reporter.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/sink_metrics.cpp
   ${CMAKE_CURRENT_LIST_DIR}/spool.cpp
   ${CMAKE_CURRENT_LIST_DIR}/spool_sink.cpp
 )

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from elastic_node import ElasticNode, elastic_setup, new_namespace, requests_stream, runtime_stream
+from metrics_util import Metrics, promtool_problems, scrape
 
 OUTAGE_AT_S = 5.0
 OUTAGE_S = 30.0
@@ -142,6 +143,10 @@ def serve(llmq_factory, node, tmp_path, name):
 
 def check_exactly_once(node, srv, ns, spool, ids) -> None:
     counts = wait_for_documents(node, requests_stream(ns), set(ids), within=120)
+    shipped = scrape(srv.base_url)
+    assert shipped.get("llmq_elastic_documents_total", outcome="stored") >= len(ids), shipped.text
+    assert shipped.get("llmq_elastic_documents_total", outcome="lost") == 0, shipped.text
+    assert shipped.get("llmq_spool_dropped_documents_total") == 0, shipped.text
     assert srv.stop() == 0, srv.stderr_text(50)
     assert spooled_documents(spool) == 0, "documents left in the spool"
     counts = node.ids(requests_stream(ns))
@@ -163,6 +168,7 @@ def test_a_30_s_outage_loses_nothing_duplicates_nothing_and_costs_no_latency(llm
     # starved, does not finish. The load goes on for AFTER_S once the node is back.
     srv, ns, spool = serve(llmq_factory, node, tmp_path, "outage")
     spooled_during: list[int] = []
+    during: list[Metrics] = []  # /metrics in the middle of the outage
     marks: dict[str, float] = {}
 
     def outage(load: Load) -> None:
@@ -171,6 +177,7 @@ def test_a_30_s_outage_loses_nothing_duplicates_nothing_and_costs_no_latency(llm
         marks["down"] = load.since_start()
         time.sleep(OUTAGE_S / 2)
         spooled_during.append(spooled_documents(spool))
+        during.append(scrape(srv.base_url))
         time.sleep(OUTAGE_S / 2)
         load.pause()
         node.start()  # waits until the node is healthy again
@@ -179,6 +186,10 @@ def test_a_30_s_outage_loses_nothing_duplicates_nothing_and_costs_no_latency(llm
 
     outage_load = Load(srv.base_url).run(during=outage)
     assert spooled_during and spooled_during[0] > 0, "nothing was spooled during the outage"
+    # The metrics tell an operator the same: documents wait in the spool, batches fail.
+    assert during[0].get("llmq_spool_documents") > 0, during[0].text
+    assert during[0].get("llmq_elastic_failed_batches_total") > 0, during[0].text
+    assert promtool_problems(during[0].text) == []
     check_exactly_once(node, srv, ns, spool, outage_load.ids)
 
     srv, ns, spool = serve(llmq_factory, node, tmp_path, "steady")

@@ -35,6 +35,9 @@ CONTRACT = {
     "llmq_host_cpu_usage_ratio": "gauge",
     "llmq_host_memory_used_bytes": "gauge",
     "llmq_host_memory_total_bytes": "gauge",
+    "llmq_spool_documents": "gauge",
+    "llmq_spool_bytes": "gauge",
+    "llmq_spool_dropped_documents_total": "counter",
 }
 
 REQ = "/api/v1/req"

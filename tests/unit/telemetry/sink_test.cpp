@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "telemetry/elastic_sink.h"
+#include "telemetry/sink_metrics.h"
 #include "telemetry/spool_sink.h"
 #include "telemetry/temp_dir.h"
 
@@ -95,6 +96,33 @@ TEST(ElasticSink, SubmitNeverWaitsOnTheNetwork) {
 
 namespace llmq::telemetry {
 namespace {
+
+TEST(SinkMetrics, AnUnreachableNodeShowsAsSpooledDocumentsAndFailedBatches) {
+  TempDir dir;
+  ElasticSink sink(unreachable(dir));
+  const auto collector = sink_collector(sink);
+  for (int i = 0; i < 20; ++i) sink.submit("logs-llmq.requests-default", "req_" + std::to_string(i), {{"n", i}});
+  EXPECT_FALSE(sink.flush(EventSink::Clock::now() + 500ms));
+  std::string out;
+  collector->collect(out);
+  EXPECT_NE(out.find("\nllmq_spool_documents 20\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("\nllmq_elastic_documents_total{outcome=\"stored\"} 0\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("\nllmq_elastic_spooled_documents_total 20\n"), std::string::npos) << out;
+  EXPECT_EQ(out.find("\nllmq_elastic_failed_batches_total 0\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("# TYPE llmq_elastic_failed_batches_total counter\n"), std::string::npos) << out;
+  sink.close();
+}
+
+TEST(SinkMetrics, WithoutElasticsearchOnlyTheSpoolIsReported) {
+  TempDir dir;
+  SpoolSink sink({dir.path()});
+  sink.submit("logs-llmq.requests-default", "req_1", {{"n", 1}});
+  std::string out;
+  sink_collector(sink)->collect(out);
+  EXPECT_NE(out.find("\nllmq_spool_documents 1\n"), std::string::npos) << out;
+  EXPECT_EQ(out.find("llmq_elastic_"), std::string::npos) << out;
+  sink.close();
+}
 
 // The niceness of the thread of this process named `name` (field 19 of its stat), or nullopt.
 std::optional<int> nice_of_thread(const std::string& name) {
