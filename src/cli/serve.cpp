@@ -60,8 +60,10 @@ std::string worker_id() { return host_name() + "/" + std::to_string(getpid()); }
 std::unique_ptr<telemetry::EventSink> make_document_sink(const ServeConfig& config) {
   if (config.elastic_url.empty())
     return std::make_unique<telemetry::SpoolSink>(telemetry::SpoolOptions{.dir = config.spool_dir});
-  return std::make_unique<telemetry::ElasticSink>(
-      elastic_sink_options(config, config.spool_dir, config.elastic_setup));
+  telemetry::ElasticSinkOptions options =
+      elastic_sink_options(config, config.spool_dir, config.elastic_setup);
+  options.nice = config.worker_nice;
+  return std::make_unique<telemetry::ElasticSink>(std::move(options));
 }
 
 // The model and its worker, loaded off the I/O threads so /healthz and /readyz answer meanwhile.

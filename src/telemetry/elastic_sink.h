@@ -48,9 +48,10 @@ struct ElasticSinkOptions {
   std::chrono::milliseconds batch_interval{1000};
   std::chrono::milliseconds backoff_initial{250};
   std::chrono::milliseconds backoff_max{30000};
-  // The worker thread's niceness. Shipping is background work: on a busy machine it yields the
-  // CPU to decoding and the HTTP threads, and what it cannot keep up with waits in the spool.
-  int nice = 19;
+  // The worker thread's niceness (serve: --worker-nice, as the decode threads). Shipping yields
+  // the CPU to the HTTP threads. Not lower than decoding: a shipper starved while it holds the
+  // sink's or the spool's lock would stall the submit() of a request in turn.
+  int nice = 0;
   // Runs on the worker before the first document is shipped, and again after a failure until it
   // succeeds (serve --elastic-setup installs the index templates here, so no document can create
   // a data stream without them). False: back off as after a failed batch; documents wait.

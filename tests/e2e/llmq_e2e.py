@@ -6,6 +6,7 @@ Everything here talks to a real `llmq serve` process over TCP; nothing is mocked
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import socket
@@ -54,6 +55,13 @@ def pick_stop_word(text: str) -> str:
 
 def llmq_bin() -> Path:
     return Path(os.environ.get("LLMQ_BIN") or REPO / "build" / "release" / "llmq")
+
+
+@functools.cache
+def sanitized_build() -> bool:
+    """Whether the binary under test is built with AddressSanitizer (scripts/test.sh runs the
+    suite against one too): its timings then measure the instrumentation, not llmq."""
+    return b"__asan_init" in llmq_bin().read_bytes()
 
 
 def model_path() -> Path:

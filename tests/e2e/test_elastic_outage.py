@@ -6,7 +6,8 @@ the outage is within 10 % of the p95 of the same load without it.
 The node is this module's own (it is killed and restarted). It runs at nice 19, in a session of
 its own (see ElasticNode): its indexing would otherwise take the 2 cores from llmq and measure the
 test machine, not llmq. The report breaks the outage run's p95 down by phase (before the kill,
-node down, spool being delivered, after) to show where a difference arose.
+node down, node back) to show where a difference arose. Against an ASan build the p95s are
+reported, not compared: there the first 5 s of two identical runs differed by 14 %.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import httpx
 import pytest
 
 from elastic_node import ElasticNode, elastic_setup, new_namespace, requests_stream, runtime_stream
+from llmq_e2e import sanitized_build
 from metrics_util import Metrics, promtool_problems, scrape
 
 OUTAGE_AT_S = 5.0
@@ -201,6 +203,8 @@ def test_a_30_s_outage_loses_nothing_duplicates_nothing_and_costs_no_latency(llm
               f"outage {with_outage:.1f} ms ({len(outage_load.ids)} requests); with outage by "
               f"phase: {phases(outage_load.latencies, marks)}")
     print(report)
+    if sanitized_build():
+        return  # ASan's overhead moves p95 by more than 10 % between two identical runs
     assert with_outage <= steady * 1.10, report
 
 
