@@ -1,6 +1,6 @@
 """What OpenAI's answers look like, checked on the `openai` SDK's objects: the non-streamed
 chat.completion / text_completion and the sequence of streamed chunks, as OpenAI's API reference
-shapes them. Used by test_openai.py."""
+shapes them. Used by test_openai.py and openai_clients.py."""
 
 from __future__ import annotations
 
