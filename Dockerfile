@@ -16,8 +16,13 @@ FROM debian:${DEBIAN_VERSION} AS build
 
 # pipefail: `scripts/llama.sh | tail` must fail when llama.sh does.
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# LLMQ_LLAMA_CPU=x86-64-v3: llama.cpp is built for a fixed baseline (AVX2, FMA, F16C, BMI2),
+# not for the CPU of the machine that builds the image, and without the AMX kernels: the image
+# runs on any x86-64 server CPU since Haswell/Zen 1, wherever it was built. docs/docker.md
+# gives the measured cost against a build for the host's own CPU.
 ENV DEBIAN_FRONTEND=noninteractive \
     LLMQ_CACHE=/opt/llmq-cache \
+    LLMQ_LLAMA_CPU=x86-64-v3 \
     LLMQ_SKIP_GEMMA=1
 # scripts/setup.sh's list, less GoogleTest and Prometheus (no tests are built here), plus
 # python3-pip for scripts/models.sh and ca-certificates/curl for the downloads.

@@ -6,6 +6,15 @@
 # was built against as a git bundle. Override with:
 #   LLMQ_LLAMA_SRC=/path/to/llama.cpp   build that source tree instead (cached by its path + HEAD)
 #   LLMQ_LLAMA_PREFIX=/path/to/prefix   use an installed `llama` CMake package as is (nothing built)
+#
+# Which CPU the build targets (never GGML_NATIVE: see docs/architecture.md, "The CPU"):
+#   LLMQ_LLAMA_CPU=host (default)   the instruction sets this machine's CPU reports, spelled out
+#                                   as ggml options; the cache key names them, so a machine with
+#                                   another CPU builds its own copy instead of reusing this one
+#   LLMQ_LLAMA_CPU=x86-64-v3        a fixed baseline (AVX2, FMA, F16C, BMI2) that runs on any
+#                                   x86-64 server CPU of the last decade: for images and shared builds
+#   LLMQ_LLAMA_AMX=1                also compile llama.cpp's AMX kernels where the CPU has AMX; off
+#                                   by default, since they fault on some virtualised Xeons
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/common.sh"
@@ -19,12 +28,16 @@ if [[ -n "${LLMQ_LLAMA_PREFIX:-}" ]]; then
   echo "$LLMQ_LLAMA_PREFIX"; exit 0
 fi
 
+read -r cpu_tag cpu_options < <(bash "$here/cpu_features.sh" "${LLMQ_LLAMA_CPU:-host}" "${LLMQ_LLAMA_AMX:-0}") \
+  || die "cannot choose the CPU features to build llama.cpp for"
+
 if [[ -n "${LLMQ_LLAMA_SRC:-}" ]]; then
   src=$(cd "$LLMQ_LLAMA_SRC" && pwd)
   key="custom-$(echo "$src" | sha256sum | cut -c1-12)-$(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo nogit)"
 else
   key="$LLAMA_TAG-nlc$NLC_VERSION"
 fi
+key="$key-$cpu_tag"
 root="$LLMQ_CACHE/llama.cpp/$key"
 prefix="$root/install"
 if [[ -f "$prefix/.complete" ]]; then echo "$prefix"; exit 0; fi
@@ -44,7 +57,9 @@ if [[ -z "${LLMQ_LLAMA_SRC:-}" ]]; then
 fi
 
 log "building llama.cpp ($key) into $prefix; takes several minutes on 2 cores, once"
-cmake -S "$src" -B "$root/build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+log "CPU features: $cpu_options"
+# shellcheck disable=SC2086  # cpu_options is a list of -D options
+cmake -S "$src" -B "$root/build" -G Ninja -DCMAKE_BUILD_TYPE=Release $cpu_options \
   -DBUILD_SHARED_LIBS=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
   -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_APP=OFF -DLLAMA_TOOLS_INSTALL=OFF \
   -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF \
@@ -56,5 +71,12 @@ cmake --install "$root/build" >"$root/install.log" 2>&1 \
   || { tail -30 "$root/install.log" >&2; die "llama.cpp install failed (log: $root/install.log)"; }
 mkdir -p "$prefix/bin"
 cp "$root/build/bin/llama-server" "$root/build/bin/llama-bench" "$prefix/bin/"
+echo "$cpu_options" > "$prefix/cpu-features.txt"
+# One line naming the source, read by llmq's CMake for `llmq --version` and llmq_build_info.
+if [[ -n "${LLMQ_LLAMA_SRC:-}" ]]; then
+  echo "$src ($key)" > "$prefix/llmq-llama-source.txt"
+else
+  echo "$LLAMA_TAG from node-llama-cpp $NLC_VERSION ($cpu_tag)" > "$prefix/llmq-llama-source.txt"
+fi
 touch "$prefix/.complete"
 echo "$prefix"

@@ -119,6 +119,18 @@ def test_dockerfile_build_stage_does_what_setup_does():
         assert needed in run, f"build stage does not run/install {needed}"
 
 
+def test_dockerfile_builds_llama_cpp_for_a_fixed_baseline_without_amx():
+    """An image runs where it is pulled, not where it was built: llama.cpp for the x86-64-v3
+    baseline (scripts/cpu_features.sh), never tuned to the build machine, never with AMX."""
+    build = dockerfile_stages()[0]
+    env = " ".join(stage_text(build, "ENV"))
+    assert re.search(r"(?<![\w])LLMQ_LLAMA_CPU=x86-64-v3(?![\w-])", env), env
+    text = DOCKERFILE.read_text()
+    assert not re.search(r"GGML_NATIVE\s*=\s*ON|-march=native|LLMQ_LLAMA_AMX=1", text)
+    llama = next(r for r in stage_text(build, "RUN") if "scripts/llama.sh" in r)
+    assert "LLMQ_LLAMA_CPU" not in llama, "the RUN line must not override the baseline"
+
+
 def test_dockerfile_runtime_stage_has_only_runtime_libs():
     runtime = dockerfile_stages()[-1]
     run = " ".join(stage_text(runtime, "RUN"))
