@@ -311,12 +311,18 @@ CommandLine parse_command_line(int argc, const char* const* argv, const EnvLooku
       *kibana, {"kibana", "setup"}, "import the data views and the dashboard (overwriting)",
       specs(kKibanaSetupOptions), KibanaSetupConfig{}, known);
 
+  bool show_version = false;
+  app.add_flag("--version", show_version,
+               "print llmq's and llama.cpp's versions and the CPU features in use, then exit");
+  CLI::App* version = app.add_subcommand("version", "the same as --version");
+
   app.allow_extras();
   elastic->allow_extras(false);
   kibana->allow_extras(false);
   std::string help = "llmq --help";
   try {
     app.parse(argc, argv);
+    if ((show_version || version->parsed()) && app.remaining().empty()) return ShowVersion{};
     check_top_level(app);
     if (serve.selected()) {
       ServeConfig config = serve.resolve(env);

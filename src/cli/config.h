@@ -91,8 +91,11 @@ struct KibanaSetupConfig {
 struct ExitNow {
   int code;  // 0 after --help, 2 after a usage error
 };
-using CommandLine =
-    std::variant<ServeConfig, ElasticSetupConfig, ElasticReplayConfig, KibanaSetupConfig, ExitNow>;
+// `llmq --version` (or `llmq version`): print what this binary is and runs on (telemetry/
+// build_info.h), which only the binary that links llama.cpp can tell.
+struct ShowVersion {};
+using CommandLine = std::variant<ServeConfig, ElasticSetupConfig, ElasticReplayConfig,
+                                 KibanaSetupConfig, ShowVersion, ExitNow>;
 
 // Looks up an environment variable; nullopt when unset. Injected so tests need no real env.
 using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;

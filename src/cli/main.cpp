@@ -1,8 +1,10 @@
+#include <cstdio>
 #include <variant>
 
 #include "cli/config.h"
 #include "cli/serve.h"
 #include "cli/stack_commands.h"
+#include "engine/llama_build_info.h"
 
 namespace {
 
@@ -20,6 +22,10 @@ int main(int argc, char** argv) {
                  [](const llmq::ServeConfig& config) { return llmq::run_serve(config); },
                  [](const llmq::ElasticSetupConfig& config) { return llmq::run_elastic_setup(config); },
                  [](const llmq::ElasticReplayConfig& config) { return llmq::run_elastic_replay(config); },
-                 [](const llmq::KibanaSetupConfig& config) { return llmq::run_kibana_setup(config); }},
+                 [](const llmq::KibanaSetupConfig& config) { return llmq::run_kibana_setup(config); },
+                 [](const llmq::ShowVersion&) {
+                   std::fputs(llmq::telemetry::describe(llmq::llama_build_info()).c_str(), stdout);
+                   return 0;
+                 }},
       command);
 }

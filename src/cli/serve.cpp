@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "api/api_handler.h"
+#include "engine/llama_build_info.h"
 #include "engine/llama_engine.h"
 #include "engine/scheduler.h"
 #include "http/server.h"
@@ -23,6 +24,7 @@
 #include "telemetry/service_metrics.h"
 #include "telemetry/sink_metrics.h"
 #include "telemetry/spool_sink.h"
+#include "util/fatal_signal.h"
 #include "util/fd_limit.h"
 
 namespace llmq {
@@ -82,6 +84,13 @@ class Inference {
         spdlog::info("model loaded: name={} desc=\"{}\" params={} ctx_train={} vocab={} chat_template={}",
                      m.name, m.description, m.n_params, m.n_ctx_train, m.n_vocab,
                      m.has_chat_template ? "yes" : "no");
+        // Not ready until this CPU has run every kernel a request will: a fault ends the
+        // process here, named by the fatal-signal report, before anyone was admitted.
+        set_fatal_signal_phase("the warm-up decode (before ready)");
+        const WarmUpReport warm = engine_->warm_up();
+        set_fatal_signal_phase("serving");
+        spdlog::info("warm-up: {} tokens in {} decodes over {} slots, {:.0f} ms", warm.tokens,
+                     warm.decodes, config_.slots, warm.ms);
         scheduler_ = std::make_unique<Scheduler>(*engine_, state_.queue,
                                                  SchedulerOptions{.worker_id = worker_id(), .metrics = &metrics_,
                                                                   .max_attempts = config_.max_attempts,
@@ -275,11 +284,39 @@ void configure_logging(const std::string& level) {
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
 }
 
+// Logs what runs (llama.cpp, the CPU features its build uses, this CPU) and refuses to start
+// when the build needs an instruction set this CPU lacks: a llama.cpp built on another machine
+// would otherwise die of SIGILL on the first request. False when refused.
+bool check_build_for_this_cpu(const telemetry::BuildInfo& build) {
+  spdlog::info("llmq {} ({}); llama.cpp {}; ggml {}", build.version, build.commit, build.llama_cpp,
+               build.ggml);
+  spdlog::info("CPU: {}; llama.cpp CPU features in use: {}; AMX kernels {}",
+               build.cpu_model.empty() ? "unknown" : build.cpu_model, build.cpu_features,
+               build.amx ? "on" : "off");
+  spdlog::debug("llama.cpp system info: {}", build.system_info);
+  const std::string flags = telemetry::cpuinfo_field(telemetry::read_cpuinfo(), "flags");
+  const std::string missing = flags.empty() ? "" : telemetry::missing_cpu_features(build.cpu_features, flags);
+  if (!missing.empty()) {
+    std::fprintf(stderr,
+                 "llmq: this llama.cpp build uses %s, which this CPU (%s) does not have; rebuild "
+                 "llama.cpp on this machine (scripts/setup.sh) or for a baseline every x86-64 "
+                 "server runs (LLMQ_LLAMA_CPU=x86-64-v3 scripts/setup.sh)\n",
+                 missing.c_str(), build.cpu_model.c_str());
+    return false;
+  }
+  install_fatal_signal_report("llama.cpp " + build.llama_cpp + ", CPU features in use: " +
+                              build.cpu_features + (build.amx ? " (AMX on)" : "") +
+                              "; CPU: " + build.cpu_model);
+  return true;
+}
+
 }  // namespace
 
 int run_serve(const ServeConfig& config) {
   configure_logging(config.log_level);
   if (!check_model_file(config.model)) return 1;
+  const telemetry::BuildInfo build = llama_build_info();
+  if (!check_build_for_this_cpu(build)) return 1;
   ApiKeys api_keys;
   try {
     api_keys = ApiKeys::load(config.api_key, config.api_key_file);
@@ -302,7 +339,8 @@ int run_serve(const ServeConfig& config) {
   InProcessQueue queue(config.queue_max);
   ServiceState state(queue);
   telemetry::ServiceMetrics metrics(
-      telemetry::ServiceMetricsOptions{.window = std::chrono::seconds(config.metrics_window_s)});
+      telemetry::ServiceMetricsOptions{.window = std::chrono::seconds(config.metrics_window_s),
+                                       .build = build});
   metrics.watch_queue([&queue] { return static_cast<double>(queue.depth()); });
   metrics.registry().add(telemetry::sink_collector(*documents));
   Admission admission(AdmissionOptions{

@@ -3,6 +3,8 @@
 #include <llama.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <stdexcept>
 #include <thread>
@@ -38,6 +40,11 @@ class LlamaSampler final : public Sampler {
 constexpr std::int32_t kDefaultTopK = 40;
 constexpr float kDefaultTopP = 0.95F;
 constexpr std::int32_t kPenaltyWindow = 64;
+
+// Any ordinary text: the warm-up needs real tokens, not their meaning.
+constexpr std::string_view kWarmUpText =
+    "Warm-up: every slot decodes this text once before the server reports ready, so that a "
+    "kernel which cannot run on this CPU fails at start and not on a request.";
 
 }  // namespace
 
@@ -80,16 +87,49 @@ LlamaEngine::LlamaEngine(const LlamaEngineOptions& options) : options_(options) 
   if (const char* tmpl = llama_model_chat_template(model_, nullptr)) chat_template_ = tmpl;
   info_.has_chat_template = !chat_template_.empty();
   batch_ = llama_batch_init(options_.batch_tokens, 0, 1);
-  warm_up();
 }
 
-void LlamaEngine::warm_up() {
-  // The first decode allocates compute buffers and faults weights in; pay for it now, not in
-  // the first user's time to first token.
-  Token bos = llama_vocab_bos(vocab_);
-  if (bos == LLAMA_TOKEN_NULL) bos = 0;
-  decode({{bos, 0, 0, true}});
-  clear_slot(0);
+WarmUpReport LlamaEngine::warm_up() {
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<Token> text = tokenize(kWarmUpText, true);
+  if (text.empty()) text.push_back(0);
+  // One slot takes a longer chunk (a prompt's path through the matrix kernels), the others a
+  // short one each; all in one batch, as the scheduler builds them.
+  // Every slot, unless a decode step cannot hold a token of each (--batch-size below --slots).
+  const std::int32_t slots = std::min(options_.slots, options_.batch_tokens);
+  const std::int32_t room = std::max(1, std::min(options_.ctx_per_slot - 1, options_.batch_tokens));
+  const std::int32_t short_len = std::max(1, std::min({8, room, options_.batch_tokens / slots}));
+  const std::int32_t long_len = std::max(
+      short_len, std::min({64, room, options_.batch_tokens - short_len * (slots - 1)}));
+  WarmUpReport report;
+  std::vector<BatchEntry> batch;
+  std::vector<std::int32_t> lengths;
+  for (std::int32_t slot = 0; slot < slots; ++slot) {
+    const std::int32_t len = slot == 0 ? long_len : short_len;
+    for (std::int32_t pos = 0; pos < len; ++pos)
+      batch.push_back({text[static_cast<std::size_t>(pos) % text.size()], pos, slot, pos == len - 1});
+    lengths.push_back(len);
+  }
+  auto run = [&](const std::vector<BatchEntry>& entries) {
+    if (!decode(entries)) throw std::runtime_error("warm-up decode failed on this CPU");
+    report.tokens += static_cast<std::int32_t>(entries.size());
+    ++report.decodes;
+  };
+  run(batch);
+  // Sample each slot's next token, then decode them together: the generating path.
+  SamplingParams greedy_params;
+  greedy_params.temperature = 0;
+  std::unique_ptr<Sampler> greedy = make_sampler(greedy_params);
+  std::vector<BatchEntry> step;
+  std::int32_t index = -1;
+  for (std::int32_t slot = 0; slot < slots; ++slot) {
+    index += lengths[static_cast<std::size_t>(slot)];
+    step.push_back({sample(*greedy, index), lengths[static_cast<std::size_t>(slot)], slot, true});
+  }
+  run(step);
+  for (std::int32_t slot = 0; slot < slots; ++slot) clear_slot(slot);
+  report.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  return report;
 }
 
 LlamaEngine::~LlamaEngine() {

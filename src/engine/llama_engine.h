@@ -20,11 +20,25 @@ struct LlamaEngineOptions {
   std::int32_t threads = 0;  // 0: every core
 };
 
+// What warm_up() ran.
+struct WarmUpReport {
+  std::int32_t tokens = 0;   // tokens decoded, over every slot
+  std::int32_t decodes = 0;  // llama_decode calls
+  double ms = 0;             // wall time, sampling included
+};
+
 class LlamaEngine final : public Engine {
  public:
   // Loads the model and creates the context; throws std::runtime_error with a clear message.
   explicit LlamaEngine(const LlamaEngineOptions& options);
   ~LlamaEngine() override;
+
+  // Runs what serving runs, before anyone is served: a batched prefill on every slot (one slot
+  // with a longer chunk), a sample from each, and a decode step of every slot together; then
+  // forgets it all. The first decode allocates compute buffers and faults the weights in, and a
+  // kernel that cannot run on this CPU faults here, at start, rather than on a user's request.
+  // Throws std::runtime_error when a decode fails. Worker thread, before the first job.
+  WarmUpReport warm_up();
 
   const ModelInfo& info() const override { return info_; }
   std::int32_t slots() const override { return options_.slots; }
@@ -45,8 +59,6 @@ class LlamaEngine final : public Engine {
   bool copy_slot_prefix(std::int32_t from, std::int32_t to, std::int32_t keep) override;
 
  private:
-  void warm_up();
-
   LlamaEngineOptions options_;
   ModelInfo info_;
   llama_model* model_ = nullptr;            // owned

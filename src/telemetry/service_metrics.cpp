@@ -2,10 +2,6 @@
 
 #include "telemetry/process_metrics.h"
 
-#ifndef LLMQ_VERSION
-#define LLMQ_VERSION "unknown"
-#endif
-
 namespace llmq::telemetry {
 namespace {
 
@@ -100,8 +96,17 @@ ServiceMetrics::ServiceMetrics(ServiceMetricsOptions options)
           "Prompt tokens not prefilled because a slot's KV cache already held them.", {"model"})) {
   for (const char* reason : kMainReasons) rejected_.with({reason});
   for (const char* reason : kCloseReasons) connections_closed_.with({reason});
-  registry_.gauge("llmq_build_info", "Always 1; the version as a label.", {"version"})
-      .with({LLMQ_VERSION})
+  std::vector<std::string> build_names;
+  Labels build_values;
+  for (auto& [name, value] : build_info_labels(options_.build)) {
+    build_names.push_back(name);
+    build_values.push_back(value);
+  }
+  registry_
+      .gauge("llmq_build_info",
+             "Always 1; llmq's version, the llama.cpp it runs and the CPU features in use as labels.",
+             std::move(build_names))
+      .with(build_values)
       .set(1);
   registry_.add(std::make_unique<ProcessCollector>());
 }

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "telemetry/build_info.h"
 #include "telemetry/metrics.h"
 #include "telemetry/window_quantiles.h"
 
@@ -37,6 +38,7 @@ struct ModelTotals {
 struct ServiceMetricsOptions {
   std::chrono::milliseconds window{60000};  // of llmq_request_duration_window_seconds
   int sub_windows = 6;
+  BuildInfo build = llmq_build_info();  // the labels of llmq_build_info
 };
 
 class ServiceMetrics {

@@ -364,9 +364,16 @@ TEST(Config, HelpPrintsToStdoutAndExitsZero) {
   EXPECT_NE(help.find("[default: " + kHomeModel + "]"), std::string::npos);
 }
 
+TEST(Config, VersionIsAFlagAndASubcommand) {
+  EXPECT_TRUE(std::holds_alternative<ShowVersion>(parse({"--version"})));
+  EXPECT_TRUE(std::holds_alternative<ShowVersion>(parse({"version"})));
+  EXPECT_NE(usage_error({"version", "extra"}).find("extra"), std::string::npos);
+}
+
 TEST(Config, CommandLineErrors) {
   EXPECT_EQ(usage_error({}),
-            "llmq: missing subcommand (expected a subcommand: serve, elastic, kibana; see 'llmq --help')\n");
+            "llmq: missing subcommand (expected a subcommand: serve, elastic, kibana, version; see "
+            "'llmq --help')\n");
   EXPECT_NE(usage_error({"srve"}).find("unknown subcommand 'srve'"), std::string::npos);
   EXPECT_NE(usage_error({"serve", "--bogus"}).find("--bogus"), std::string::npos);
   EXPECT_NE(usage_error({"--bogus"}).find("--bogus"), std::string::npos);
