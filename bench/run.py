@@ -36,22 +36,15 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "bench" / "results"
 S = TypeVar("S")
 
-# A plain-completion prompt that greedy decoding continues for a long time (it keeps counting),
-# so both servers produce max_tokens tokens without needing llama.cpp's ignore_eos, which llmq
-# does not have.
-LONG_PROMPT = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,"
-# Prompts for the concurrency levels: each request differs, so no server can reuse another's
-# prompt cache, and all keep generating for a long time.
-CONCURRENT_PROMPTS = [
-    "1, 2, 3, 4, 5, 6, 7, 8, 9, 10,",
-    "2, 4, 6, 8, 10, 12, 14, 16,",
-    "10, 20, 30, 40, 50, 60, 70,",
-    "100, 101, 102, 103, 104, 105,",
-    "5, 10, 15, 20, 25, 30, 35,",
-    "3, 6, 9, 12, 15, 18, 21,",
-    "1000, 1001, 1002, 1003, 1004,",
-    "7, 14, 21, 28, 35, 42, 49,",
-]
+# Every request of a run gets a prompt of its own: a run of numbers that greedy decoding goes on
+# counting for a long time (so both servers produce max_tokens tokens without llama.cpp's
+# ignore_eos, which llmq does not have), starting at a different number each time. No request
+# shares more than a token or two with an earlier one, so neither server's prompt cache (both
+# keep theirs on, as they run by default) can skip a prefill that the other must do.
+def counting_prompt(i: int) -> str:
+    start = 100 + 37 * i
+    return ", ".join(str(n) for n in range(start, start + 10)) + ","
+
 
 
 def log(msg: str) -> None:
@@ -187,8 +180,8 @@ def host_info() -> dict:
 
 def single_stream(fn: RequestFn, base_url: str, reps: int, max_tokens: int) -> dict:
     with new_client() as c:
-        fn(c, base_url, LONG_PROMPT, 8)  # warm-up, not measured
-        samples = [fn(c, base_url, LONG_PROMPT, max_tokens) for _ in range(reps)]
+        fn(c, base_url, counting_prompt(10_000), 8)  # warm-up, not measured
+        samples = [fn(c, base_url, counting_prompt(20_000 + r), max_tokens) for r in range(reps)]
     bad = [s.error for s in samples if not s.ok]
     if bad:
         log(f"single-stream errors: {bad}")
@@ -239,7 +232,7 @@ def drive_closed_loop(clients: int, requests: int, send: Callable[[httpx.Client,
 def closed_loop(fn: RequestFn, base_url: str, clients: int, requests: int, max_tokens: int) -> dict:
     samples, wall = drive_closed_loop(
         clients, requests,
-        lambda c, i: fn(c, base_url, CONCURRENT_PROMPTS[i % len(CONCURRENT_PROMPTS)], max_tokens),
+        lambda c, i: fn(c, base_url, counting_prompt(clients * 1000 + i), max_tokens),
         lambda msg: Sample(ok=False, error=msg))
     good = [s for s in samples if s.ok]
     lat = [s.latency_ms for s in good]
