@@ -23,6 +23,7 @@ using MaybeError = std::optional<ApiError>;
 // and a bound keeps hostile input from costing memory or stack anywhere downstream.
 constexpr std::size_t kMaxDepth = 64;
 constexpr std::size_t kMaxStop = 4;
+constexpr std::size_t kMaxStopBytes = 256;  // per stop sequence
 constexpr std::int64_t kMaxTokensCap = 1'000'000;  // the context-size bound is checked later
 constexpr std::int64_t kMaxTopK = 1'000'000;
 
@@ -357,17 +358,24 @@ MaybeError parse_sampling(const json& body, SamplingParams& s) {
   return std::nullopt;
 }
 
+// One stop string: not empty, and short, since the decode thread holds back text against every
+// stop string after every token (kMaxStop × kMaxStopBytes bounds that work per token).
+MaybeError add_stop(const json& entry, std::vector<std::string>& stop) {
+  const std::string& text = entry.get_ref<const std::string&>();
+  if (text.empty()) return bad_field("stop", "out_of_range", "stop sequences must not be empty");
+  if (text.size() > kMaxStopBytes) {
+    return bad_field("stop", "out_of_range",
+                     "a stop sequence may have at most " + std::to_string(kMaxStopBytes) +
+                         " bytes; this one has " + std::to_string(text.size()));
+  }
+  stop.push_back(text);
+  return std::nullopt;
+}
+
 MaybeError parse_stop(const json& body, std::vector<std::string>& stop) {
   const json* v = find(body, "stop");
   if (v == nullptr) return std::nullopt;
-  const std::string empty_rule = "stop sequences must not be empty";
-  if (v->is_string()) {
-    if (v->get_ref<const std::string&>().empty()) {
-      return bad_field("stop", "out_of_range", empty_rule);
-    }
-    stop.push_back(v->get<std::string>());
-    return std::nullopt;
-  }
+  if (v->is_string()) return add_stop(*v, stop);
   if (!v->is_array()) {
     return bad_field("stop", "invalid_type", "stop must be a string or an array of strings");
   }
@@ -378,10 +386,7 @@ MaybeError parse_stop(const json& body, std::vector<std::string>& stop) {
     if (!entry.is_string()) {
       return bad_field("stop", "invalid_type", "stop entries must be strings");
     }
-    if (entry.get_ref<const std::string&>().empty()) {
-      return bad_field("stop", "out_of_range", empty_rule);
-    }
-    stop.push_back(entry.get<std::string>());
+    if (auto e = add_stop(entry, stop)) return e;
   }
   return std::nullopt;
 }

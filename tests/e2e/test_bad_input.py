@@ -169,6 +169,11 @@ CASES = [
     Case("stop_five_entries", post_json(stop=["a", "b", "c", "d", "e"]), 400, "out_of_range",
          "stop"),
     Case("stop_empty_string", post_json(stop=[""]), 400, "out_of_range", "stop"),
+    # Each stop string is held against every token's text on the decode thread: bounded.
+    bad("stop_string_over_256_bytes", "stop", "x" * 257, "out_of_range"),
+    bad("stop_entry_over_256_bytes", "stop", ["a", "é" * 129], "out_of_range"),
+    bad("stop_64_kib", "stop", "y" * 65536, "out_of_range"),
+    Case("stop_four_of_256_bytes", post_json(stop=["a" * 256, "b" * 256, "c" * 256, "d" * 256]), 200),
     # --- prompt / messages ---------------------------------------------------------------------
     Case("prompt_empty", post_json(prompt=""), 400, "out_of_range", "prompt"),
     Case("prompt_longer_than_context", post_json(prompt=LONG_TEXT), 400, "context_exceeded",

@@ -159,6 +159,11 @@ const std::vector<Case>& cases() {
       {"stop_number_entry", with(R"("stop":["a",1])"), 400, "invalid_type", "stop"},
       {"stop_number", with(R"("stop":5)"), 400, "invalid_type", "stop"},
       {"stop_four_entries", with(R"("stop":["a","b","c","d"])"), kOk, "", ""},
+      {"stop_257_bytes", with("\"stop\":\"" + std::string(257, 'x') + "\""), 400, "out_of_range",
+       "stop"},
+      {"stop_entry_257_bytes", with("\"stop\":[\"a\",\"" + std::string(257, 'x') + "\"]"), 400,
+       "out_of_range", "stop"},
+      {"stop_256_bytes", with("\"stop\":[\"" + std::string(256, 'x') + "\"]"), kOk, "", ""},
       {"stop_empty_array", with(R"("stop":[])"), kOk, "", ""},
 
       // stream, timeout_ms.
