@@ -35,7 +35,8 @@ std::vector<double> queue_wait_buckets() {
 const char* const kMainReasons[] = {"queue_full", "too_large",     "headers_too_large",
                                     "invalid",    "unsupported_media_type", "not_ready",
                                     "shutting_down", "not_found", "deadline",
-                                    "rate_limited", "unauthorized", "too_many_connections"};
+                                    "rate_limited", "unauthorized", "auth_throttled",
+                                    "too_many_connections", "client_connections"};
 
 // The reasons of llmq_connections_closed_total (http::CloseReason), exposed at 0 likewise.
 const char* const kCloseReasons[] = {"header_timeout", "body_timeout", "idle_timeout",
@@ -119,7 +120,7 @@ void ServiceMetrics::watch_queue(std::function<double()> depth) {
 
 void ServiceMetrics::watch_slots(std::function<double()> busy, std::function<double()> total) {
   registry_.callback_gauge("llmq_slots_busy", "Worker slots holding a job.", std::move(busy));
-  registry_.callback_gauge("llmq_slots_total", "Worker slots (0 before the model loads).",
+  registry_.callback_gauge("llmq_slots", "Worker slots (0 before the model loads).",
                            std::move(total));
 }
 

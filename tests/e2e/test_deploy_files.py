@@ -267,6 +267,16 @@ def test_compose_ports(compose):
     assert "setup" not in compose["services"] or not s["setup"].get("ports")
 
 
+def test_compose_publishes_every_port_on_loopback_only(compose):
+    """llmq, Elasticsearch and Kibana answer anyone who reaches them (no keys by default, no
+    security on the stack): published on 127.0.0.1 unless an operator opens them on purpose."""
+    for name, svc in compose["services"].items():
+        for p in svc.get("ports", []):
+            host_ip = p.get("host_ip") if isinstance(p, dict) else (
+                str(p).split(":")[0] if str(p).count(":") == 2 else None)
+            assert host_ip == "127.0.0.1", f"{name} publishes {p!r} on every interface"
+
+
 def test_compose_elasticsearch_single_node_without_security(compose):
     es = compose["services"]["elasticsearch"]
     env = es["environment"]

@@ -15,7 +15,7 @@ CONTRACT = {
     "llmq_requests_rejected_total": "counter",
     "llmq_queue_depth": "gauge",
     "llmq_slots_busy": "gauge",
-    "llmq_slots_total": "gauge",
+    "llmq_slots": "gauge",
     "llmq_queue_wait_seconds": "histogram",
     "llmq_time_to_first_token_seconds": "histogram",
     "llmq_inter_token_latency_seconds": "histogram",
@@ -117,7 +117,7 @@ def test_gauges_of_an_idle_server(server):
     m = scrape(server.base_url)
     assert m.get("llmq_queue_depth", queue="LLM_INFERENCE") == 0
     assert m.get("llmq_slots_busy") == 0
-    assert m.get("llmq_slots_total") == 2  # the suite's --slots
+    assert m.get("llmq_slots") == 2  # the suite's --slots
 
 
 def test_queue_full_is_counted(llmq_factory):
@@ -132,7 +132,7 @@ def test_queue_full_is_counted(llmq_factory):
         waiting = OpenStream(s.base_url, {"prompt": "Hi", "max_tokens": 1})
         waiting.read_until(lambda e: e.event == "queued", "queued")
         m = scrape(s.base_url)
-        assert m.get("llmq_slots_busy") == 1 and m.get("llmq_slots_total") == 1
+        assert m.get("llmq_slots_busy") == 1 and m.get("llmq_slots") == 1
         assert m.get("llmq_queue_depth", queue="LLM_INFERENCE") == 1
         refused = httpx.post(s.req_url, json={"prompt": "Hi"}, timeout=10)
         assert refused.status_code == 429

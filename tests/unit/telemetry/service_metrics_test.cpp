@@ -35,7 +35,7 @@ TEST(ServiceMetrics, EveryContractMetricHasItsType) {
       {"llmq_requests_rejected_total", "counter"},
       {"llmq_queue_depth", "gauge"},
       {"llmq_slots_busy", "gauge"},
-      {"llmq_slots_total", "gauge"},
+      {"llmq_slots", "gauge"},
       {"llmq_queue_wait_seconds", "histogram"},
       {"llmq_time_to_first_token_seconds", "histogram"},
       {"llmq_inter_token_latency_seconds", "histogram"},
@@ -60,7 +60,7 @@ TEST(ServiceMetrics, EveryContractMetricHasItsType) {
     EXPECT_NE(text.find("# TYPE " + name + ' ' + type + '\n'), std::string::npos) << name;
   }
   EXPECT_EQ(sample(text, "llmq_queue_depth{queue=\"LLM_INFERENCE\"}"), 3);
-  EXPECT_EQ(sample(text, "llmq_slots_total"), 4);
+  EXPECT_EQ(sample(text, "llmq_slots"), 4);
   EXPECT_EQ(sample(text, "llmq_requests_rejected_total{reason=\"queue_full\"}"), 0);
   EXPECT_EQ(sample(text, "llmq_requests_rejected_total{reason=\"deadline\"}"), 0);
   EXPECT_EQ(sample(text, "llmq_job_retries_total"), 0);
