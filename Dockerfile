@@ -30,7 +30,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       g++ cmake ninja-build git python3 python3-pip python3-venv npm ca-certificates curl \
       libboost1.81-dev nlohmann-json3-dev libcli11-dev libtomlplusplus-dev libspdlog-dev \
-      libcurl4-openssl-dev \
+      libcurl4-openssl-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -54,7 +54,7 @@ ENV DEBIAN_FRONTEND=noninteractive
 # Only what the binary links (ldd build/release/llmq) plus curl for the health check.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      libspdlog1.10 libfmt9 libtomlplusplus3 libcurl4 libgomp1 libstdc++6 ca-certificates curl \
+      libspdlog1.10 libfmt9 libtomlplusplus3 libcurl4 libssl3 libgomp1 libstdc++6 ca-certificates curl \
  && rm -rf /var/lib/apt/lists/*
 
 RUN groupadd --system --gid 10001 llmq \

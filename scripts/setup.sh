@@ -16,7 +16,7 @@ source "$here/common.sh"
 declare -A TOOL_PACKAGE=([g++]=g++ [cmake]=cmake [ninja]=ninja-build [git]=git [python3]=python3
                          [npm]=npm [sha256sum]=coreutils [ccache]=ccache)
 LIB_PACKAGES=(libboost1.81-dev nlohmann-json3-dev libcli11-dev libtomlplusplus-dev libspdlog-dev
-              libgtest-dev libcurl4-openssl-dev prometheus)
+              libgtest-dev libcurl4-openssl-dev libssl-dev prometheus)
 
 needed=("${LIB_PACKAGES[@]}")
 for tool in "${!TOOL_PACKAGE[@]}"; do

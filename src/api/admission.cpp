@@ -4,6 +4,7 @@
 #include <cmath>
 #include <numeric>
 #include <utility>
+#include <vector>
 
 namespace llmq {
 namespace {
@@ -46,12 +47,15 @@ std::variant<Admission::Ticket, Refusal> Admission::admit_client(
   const Clock::time_point now = Clock::now();
   std::lock_guard lock(mutex_);
   forget_idle_locked(now);
+  if (clients_.size() >= options_.max_clients && !clients_.contains(client))
+    forget_least_recent_locked();
   auto [it, fresh] = clients_.try_emplace(client);
   ClientState& state = it->second;
   if (fresh) {
     state.tokens = burst_of(limits);
     state.refilled = now;
   }
+  state.seen = now;
   state.limits = limits;
   if (limits.max_concurrent > 0 && state.in_flight >= limits.max_concurrent) {
     const auto service = mean_service_ms_locked();
@@ -92,6 +96,17 @@ void Admission::forget_idle_locked(Clock::time_point now) {
     const double elapsed = std::chrono::duration<double>(now - s.refilled).count();
     return s.tokens + elapsed * s.limits.rate >= burst_of(s.limits);  // as if never seen
   });
+}
+
+void Admission::forget_least_recent_locked() {
+  std::vector<std::pair<Clock::time_point, std::string_view>> idle;
+  for (const auto& [name, s] : clients_)
+    if (s.in_flight == 0) idle.emplace_back(s.seen, name);
+  const std::size_t drop = std::min(idle.size(), std::max<std::size_t>(1, options_.max_clients / 10));
+  std::nth_element(idle.begin(), idle.begin() + static_cast<std::ptrdiff_t>(drop), idle.end());
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < drop; ++i) names.emplace_back(idle[i].second);
+  for (const std::string& name : names) clients_.erase(name);
 }
 
 std::optional<double> Admission::mean_service_ms_locked() const {

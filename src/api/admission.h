@@ -13,7 +13,8 @@
 // estimate, and predicted-wait refusals are off.
 //
 // Thread-safe: HTTP threads call it concurrently; one mutex guards its small state. Memory is
-// bounded: idle clients (nothing in flight, bucket full) are forgotten.
+// bounded: idle clients (nothing in flight, bucket full) are forgotten, and past `max_clients`
+// the idle ones seen longest ago go first, a tenth at a time, whatever their buckets hold.
 #pragma once
 
 #include <chrono>
@@ -38,6 +39,8 @@ struct AdmissionOptions {
   ClientLimits client{};            // the default for clients without their own limits
   std::size_t service_samples = 32; // finished jobs the service-time estimate averages
   std::chrono::milliseconds sweep_every{10000};  // how often idle clients are forgotten
+  std::size_t max_clients = 100000;  // clients remembered; past it the longest unseen idle
+                                     // ones are forgotten (their buckets start full again)
 };
 
 struct Refusal {
@@ -90,12 +93,14 @@ class Admission {
     std::int32_t in_flight = 0;
     double tokens = 0;
     Clock::time_point refilled{};
+    Clock::time_point seen{};  // its last request, for the cap
     ClientLimits limits;
   };
 
   void release(const std::string& client);
   std::optional<double> mean_service_ms_locked() const;
   void forget_idle_locked(Clock::time_point now);
+  void forget_least_recent_locked();
 
   const AdmissionOptions options_;
   mutable std::mutex mutex_;

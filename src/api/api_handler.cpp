@@ -94,11 +94,17 @@ const char* rejection_reason(const ApiError& err) {
     case 415: return "unsupported_media_type";
     case 422: return "invalid";
     case 401: return "unauthorized";
-    case 429: return err.code == "rate_limited" || err.code == "deadline" ? err.code.c_str() : "queue_full";
+    case 429:
+      if (err.code == "too_many_auth_failures") return "auth_throttled";
+      return err.code == "rate_limited" || err.code == "deadline" ? err.code.c_str() : "queue_full";
     default: break;
   }
   return err.code == "not_ready" ? "not_ready" : "shutting_down";
 }
+
+// Routes that take no body (GET, HEAD, and every method on a route that only answers GET) may
+// carry a small one, never a megabyte.
+constexpr std::uint64_t kBodilessRouteBodyBytes = 4096;
 
 }  // namespace
 
@@ -129,6 +135,38 @@ awaitable<void> ApiHandler::handle(const http::Request& request, http::Exchange&
   if (options_.metrics != nullptr && exchange.status() != 0) {
     options_.metrics->count_response(route_label(target), exchange.status());
   }
+}
+
+http::HeadVerdict ApiHandler::check_head(const http::RequestHead& head, std::string_view peer) {
+  std::string_view target = head.target();
+  target = target.substr(0, target.find('?'));
+  const bool inference = head.method() == bhttp::verb::post &&
+                         (target == "/api/v1/req" || target == "/v1/chat/completions" ||
+                          target == "/v1/completions");
+  if (!inference) return {.refusal = std::nullopt, .max_body_bytes = kBodilessRouteBodyBytes};
+  if (options_.api_keys == nullptr || !options_.api_keys->enabled()) return {};
+  const std::string client =
+      options_.identity != nullptr ? options_.identity->of(peer, head["X-Forwarded-For"])
+                                   : "ip:" + address_group(peer);
+  auto who = authenticate(head, client);
+  const auto* refusal = std::get_if<Refusal>(&who);
+  if (refusal == nullptr) return {};
+  // Refused on its headers: counted and documented like any refusal, answered without reading
+  // the body (the connection closes after the answer).
+  const Clock::time_point began = Clock::now();
+  telemetry::RequestRecord record;
+  record.at = std::chrono::system_clock::now();
+  const Dialect dialect = dialect_of(target);
+  record.route = route_of(dialect);
+  record.request_id = new_request_id();
+  const ApiError err{refusal->status, refusal->code, refusal->message, {}};
+  record.rejection_reason = rejection_reason(err);
+  count_rejection(rejection_reason(err));
+  http::Response response = refusal_response(dialect, err, refusal->retry_after_s, false);
+  response.set("X-Request-Id", record.request_id);
+  if (options_.metrics != nullptr) options_.metrics->count_response(route_label(target), refusal->status);
+  record_request(record, began, refusal->status);
+  return {.refusal = std::move(response)};
 }
 
 void ApiHandler::count_rejection(const char* reason) const {
@@ -176,10 +214,11 @@ http::Response ApiHandler::models(const http::Request& request, std::string_view
   const auto refuse = [&](const ApiError& err, std::int64_t retry_after_s) {
     return refusal_response(Dialect::openai_completion, err, retry_after_s, keep_alive);
   };
-  if (auto refusal = authenticate(request); std::holds_alternative<Refusal>(refusal)) {
-    count_rejection("unauthorized");
+  if (auto refusal = authenticate(request, client_of(request, exchange));
+      std::holds_alternative<Refusal>(refusal)) {
     const Refusal& r = std::get<Refusal>(refusal);
-    return refuse({r.status, r.code, r.message, {}}, 0);
+    count_rejection(r.status == 401 ? "unauthorized" : "auth_throttled");
+    return refuse({r.status, r.code, r.message, {}}, r.retry_after_s);
   }
   const Engine* engine = state_.engine.load();
   if (engine == nullptr) return refuse({503, "not_ready", "the model is still loading", {}}, 1);
@@ -211,12 +250,28 @@ http::Response ApiHandler::readiness(bool keep_alive) const {
   return http::json_response(bhttp::status::ok, R"({"status":"ready"})", keep_alive);
 }
 
-std::variant<const ApiKey*, Refusal> ApiHandler::authenticate(const http::Request& request) const {
+std::string ApiHandler::client_of(const http::Request& request,
+                                  const http::Exchange& exchange) const {
+  if (options_.identity == nullptr) return "ip:" + address_group(exchange.remote_address());
+  return options_.identity->of(exchange.remote_address(), request["X-Forwarded-For"]);
+}
+
+std::variant<const ApiKey*, Refusal> ApiHandler::authenticate(const http::RequestHead& request,
+                                                              const std::string& client) const {
   if (options_.api_keys == nullptr || !options_.api_keys->enabled()) return nullptr;
+  if (options_.auth_throttle != nullptr) {
+    if (const auto wait = options_.auth_throttle->blocked(client)) {
+      return Refusal{429, "too_many_auth_failures",
+                     "too many requests with a missing or wrong API key from this client; "
+                     "retry later",
+                     *wait};
+    }
+  }
   const std::string_view presented =
       presented_key(request[bhttp::field::authorization], request["X-API-Key"]);
   const ApiKey* key = presented.empty() ? nullptr : options_.api_keys->match(presented);
   if (key != nullptr) return key;
+  if (options_.auth_throttle != nullptr) options_.auth_throttle->failed(client);
   return Refusal{401, "unauthorized",
                  presented.empty() ? "an API key is required (Authorization: Bearer <key>)"
                                    : "the API key is not valid",
@@ -226,9 +281,9 @@ std::variant<const ApiKey*, Refusal> ApiHandler::authenticate(const http::Reques
 std::variant<Admission::Ticket, Refusal> ApiHandler::admit_client(
     const http::Request& request, const http::Exchange& exchange,
     telemetry::RequestRecord& record) const {
-  std::string client = "ip:" + exchange.remote_address();
+  std::string client = client_of(request, exchange);
   std::optional<ClientLimits> limits;
-  auto who = authenticate(request);
+  auto who = authenticate(request, client);
   if (auto* refusal = std::get_if<Refusal>(&who)) return std::move(*refusal);
   if (const ApiKey* key = std::get<const ApiKey*>(who)) {
     client = "key:" + key->name;
@@ -275,14 +330,12 @@ std::variant<ApiHandler::Admitted, http::Response> ApiHandler::admit(
                    "Idempotency-Key"}, 0);
   }
   const std::string scope =
-      record.api_key.empty() ? "ip:" + exchange.remote_address() : "key:" + record.api_key;
+      record.api_key.empty() ? client_of(request, exchange) : "key:" + record.api_key;
   std::optional<http::Response> refused;
   std::shared_ptr<Fanout> created;
   auto outcome = options_.idempotency->submit(
       // The route is part of what a key names: the same body means another answer elsewhere.
-      scope, std::string(key),
-      std::hash<std::string_view>{}(request.body()) ^
-          (std::hash<std::string_view>{}(route_of(dialect)) * 0x9E3779B97F4A7C15ULL),
+      scope, std::string(key), request_digest(route_of(dialect), request.body()),
       [&](std::shared_ptr<Fanout> fanout) -> JobPtr {
         fanout->attach(sink);
         auto queued = queue_job(request, dialect, fanout, refuse, record);
@@ -382,7 +435,10 @@ awaitable<void> ApiHandler::submit(const http::Request& request, http::Exchange&
       : dialect == Dialect::native
           ? stream_events(follower, *channel, exchange, record, options_.metrics)
           : openai_stream(follower, *channel, exchange, record, completion, options_.metrics);
-  awaitable<void> gone = exchange.client_gone();
+  // A streaming client may half-close after sending; its pings and tokens tell when it is
+  // really gone. A non-streaming one is sent nothing before its answer, so its end of stream
+  // counts as leaving (as Go's and nginx's HTTP servers take it).
+  awaitable<void> gone = exchange.client_gone(params.stream);
   awaitable<void> overflow = channel->wait_overflow();
   auto race = std::move(work) || std::move(gone) || std::move(overflow);
   co_await std::move(race);

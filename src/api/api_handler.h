@@ -13,6 +13,8 @@
 #include <variant>
 
 #include "api/admission.h"
+#include "api/auth_throttle.h"
+#include "api/client_identity.h"
 #include "api/api_keys.h"
 #include "api/idempotency.h"
 #include "api/validation.h"
@@ -36,6 +38,8 @@ struct ApiOptions {
   Admission* admission = nullptr;                 // client limits, predicted wait; may be null
   const ApiKeys* api_keys = nullptr;              // who may submit; null or empty: anyone
   IdempotencyStore* idempotency = nullptr;        // Idempotency-Key support; null: ignored
+  const ClientIdentity* identity = nullptr;       // who a keyless client is; null: its address
+  AuthThrottle* auth_throttle = nullptr;          // repeated 401s → 429; null: no throttle
 };
 
 // What the handler shares with the process that runs it.
@@ -52,6 +56,9 @@ class ApiHandler final : public http::Handler {
 
   boost::asio::awaitable<void> handle(const http::Request& request,
                                       http::Exchange& exchange) override;
+  // Before a body is read: the API key of a request to an inference route (a refusal costs no
+  // body), and a small body limit for every route that takes none.
+  http::HeadVerdict check_head(const http::RequestHead& head, std::string_view peer) override;
 
  private:
   // The completion routes: /api/v1/req, and OpenAI's two (`dialect` says which).
@@ -71,8 +78,12 @@ class ApiHandler final : public http::Handler {
                                                const http::Exchange& exchange,
                                                telemetry::RequestRecord& record) const;
   // The API key the request presents: null when no keys are configured, the 401 refusal when
-  // keys are required and it has none that matches.
-  std::variant<const ApiKey*, Refusal> authenticate(const http::Request& request) const;
+  // keys are required and it has none that matches, or a 429 for a `client` that failed too
+  // often lately (AuthThrottle).
+  std::variant<const ApiKey*, Refusal> authenticate(const http::RequestHead& request,
+                                                    const std::string& client) const;
+  // The client behind the request when it presents no key: "ip:<address group>".
+  std::string client_of(const http::Request& request, const http::Exchange& exchange) const;
   // Who the client is for its limits, or the 401 when keys are required and it has none, or
   // its limits' refusal.
   std::variant<Admission::Ticket, Refusal> admit_client(const http::Request& request,

@@ -1,6 +1,7 @@
 #include "api/api_keys.h"
 
 #include <charconv>
+#include <optional>
 #include <fstream>
 #include <sstream>
 
@@ -13,11 +14,19 @@ std::string_view trim(std::string_view s) {
   return s.substr(first, s.find_last_not_of(" \t\r") - first + 1);
 }
 
-bool valid_secret(std::string_view key) {
-  if (key.size() < 8 || key.size() > 256) return false;
-  for (char c : key)
-    if (static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f) return false;
-  return true;
+// Printable ASCII without spaces, and without the two characters the sources give a meaning to
+// (',' separates --api-key's keys, '#' starts a key file's comment): a key holding one would be
+// read as something else, silently.
+std::optional<std::string> secret_problem(std::string_view key) {
+  if (key.size() < 8 || key.size() > 256) return "a key must have 8-256 characters";
+  for (char c : key) {
+    if (static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f)
+      return "a key must be printable ASCII without spaces";
+    if (c == ',' || c == '#')
+      return std::string("a key may not contain '") + c +
+             "' (',' separates --api-key's keys, '#' starts a comment in a key file)";
+  }
+  return std::nullopt;
 }
 
 template <class T>
@@ -55,8 +64,7 @@ void apply_option(ApiKey& key, std::string_view option, const std::string& where
 }
 
 void add_key(std::vector<ApiKey>& keys, ApiKey key, const std::string& where) {
-  if (!valid_secret(key.secret))
-    throw std::invalid_argument(where + ": a key must be 8-256 printable ASCII characters without spaces");
+  if (auto problem = secret_problem(key.secret)) throw std::invalid_argument(where + ": " + *problem);
   for (const ApiKey& other : keys) {
     if (other.secret == key.secret) throw std::invalid_argument(where + ": the same key is given twice");
     if (other.name == key.name) throw std::invalid_argument(where + ": the key name \"" + key.name + "\" is used twice");
@@ -104,7 +112,16 @@ ApiKeys ApiKeys::load(std::string_view key_list, const std::string& key_file) {
   if (!in) throw std::invalid_argument("cannot read --api-key-file " + key_file);
   std::string line;
   for (int number = 1; std::getline(in, line); ++number) {
-    const std::string_view text = trim(std::string_view(line).substr(0, line.find('#')));
+    // A comment is a line that starts with '#', or what follows " #"; a '#' inside a word is
+    // part of it, and refused below, never silently cut off.
+    std::string_view text = trim(line);
+    if (text.starts_with('#')) continue;
+    for (std::size_t at = text.find('#'); at != std::string_view::npos; at = text.find('#', at + 1)) {
+      if (text[at - 1] == ' ' || text[at - 1] == '\t') {
+        text = trim(text.substr(0, at));
+        break;
+      }
+    }
     if (text.empty()) continue;
     const std::string where = key_file + ":" + std::to_string(number);
     std::istringstream words{std::string(text)};

@@ -1,7 +1,9 @@
 // API keys: who may use the inference routes, and each key's own client limits.
 //
 // Keys come from --api-key (one key, or several separated by commas) and --api-key-file (one
-// per line: `<key> [name=<name>] [max_concurrent=N] [rate=R] [burst=B]`, `#` comments). A client
+// per line: `<key> [name=<name>] [max_concurrent=N] [rate=R] [burst=B]`; a line starting with
+// `#`, or the rest of a line after ` #`, is a comment). A key is 8-256 printable ASCII
+// characters without spaces, ',' or '#'; any other is refused at start with its file and line. A client
 // presents its key as `Authorization: Bearer <key>` (as OpenAI clients do) or `X-API-Key: <key>`.
 // Matching compares the presented key with every configured key in time that depends only on
 // the presented key's length, never on how much of a secret it got right. Keys are never logged:

@@ -27,7 +27,7 @@ QueuedEvent JobFollower::queued() const {
 boost::asio::awaitable<JobEvent> JobFollower::next() {
   while (true) {
     Clock::time_point wake = last_event_ + ping_interval_;
-    if (!started_ && job_->deadline()) wake = std::min(wake, *job_->deadline());
+    if (watch_deadline_ && !started_ && job_->deadline()) wake = std::min(wake, *job_->deadline());
 
     std::optional<JobEvent> event = co_await channel_->next(wake);
     const Clock::time_point now = Clock::now();
@@ -42,12 +42,16 @@ boost::asio::awaitable<JobEvent> JobFollower::next() {
       last_event_ = now;
       co_return std::move(*event);
     }
-    // A job that times out while waiting leaves the queue here; once a worker holds it, the
-    // worker enforces the deadline.
-    if (!started_ && job_->deadline() && now >= *job_->deadline() && queue_.remove(job_->id())) {
-      finished_ = true;
-      error_code_ = "deadline_exceeded";
-      co_return ErrorEvent{"deadline_exceeded", "the deadline passed while the request waited"};
+    // A job that times out while waiting leaves the queue here, and its last event goes through
+    // its sink like any other, so every client of a shared job (Idempotency-Key) gets it; once
+    // a worker holds the job, the worker enforces the deadline.
+    if (watch_deadline_ && !started_ && job_->deadline() && now >= *job_->deadline()) {
+      // Whoever holds the job now (a worker, or nobody: it ended) sends its last event; a
+      // deadline in the past must not keep waking this loop.
+      watch_deadline_ = false;
+      if (queue_.remove(job_->id()))
+        job_->emit(ErrorEvent{"deadline_exceeded", "the deadline passed while the request waited"});
+      continue;
     }
     if (now >= last_event_ + ping_interval_) {
       last_event_ = now;
@@ -63,7 +67,10 @@ PingEvent JobFollower::ping(Clock::time_point now) const {
 
 void JobFollower::abandon() {
   job_->cancel();
-  queue_.remove(job_->id());
+  // Taken out of the queue here, the job will never reach a worker: it ends now. Otherwise a
+  // worker holds it and ends it (scheduler: at its start, or at the next decode step).
+  if (queue_.remove(job_->id()))
+    job_->emit(ErrorEvent{"cancelled", "every client of this request left while it waited"});
 }
 
 }  // namespace llmq

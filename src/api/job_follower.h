@@ -30,7 +30,9 @@ class JobFollower {
   // The code of the error event that ended the job; empty while running or after a done.
   const std::string& error_code() const { return error_code_; }
 
-  // The client left: cancel the job wherever it is.
+  // The client left: cancel the job wherever it is. Every job ends with a last event through its
+  // sink, a waiting one with error "cancelled" (sent from here), so nothing attached to the job
+  // waits for it forever.
   void abandon();
 
  private:
@@ -43,6 +45,7 @@ class JobFollower {
   Clock::time_point last_event_;   // when the client was last sent something
   Clock::time_point started_at_;   // when the worker took the job
   bool started_ = false;
+  bool watch_deadline_ = true;     // until the queue wait's deadline was acted on
   bool finished_ = false;
   std::string error_code_;
 };

@@ -1,5 +1,7 @@
 #include "api/prompt.h"
 
+#include "engine/chat_prompt.h"
+
 namespace llmq {
 
 PromptResult validate_for_model(ParsedRequest request, const Engine& engine) {
@@ -14,22 +16,29 @@ PromptResult validate_for_model(ParsedRequest request, const Engine& engine) {
                      "max_tokens must be at most the context size, " + std::to_string(ctx));
   }
 
-  std::string text;
+  ValidatedRequest out;
   const char* field = "prompt";
   if (request.messages) {
     field = "messages";
-    std::optional<std::string> rendered = engine.apply_chat_template(*request.messages);
-    if (!rendered) {
+    // Only the template's markup may become control tokens; message contents stay text.
+    const std::optional<std::vector<PromptPiece>> pieces = split_chat(
+        *request.messages, [&engine](const std::vector<ChatMessage>& messages) {
+          return engine.apply_chat_template(messages);
+        });
+    if (!pieces) {
       return bad_field("messages", "unsupported",
-                       "model '" + model.name + "' has no chat template; send a prompt instead");
+                       "model '" + model.name +
+                           "' has no chat template llmq can apply; send a prompt instead");
     }
-    text = std::move(*rendered);
+    for (const PromptPiece& piece : *pieces) {
+      const std::vector<Token> tokens =
+          engine.tokenize(piece.text, out.prompt_tokens.empty(), piece.markup);
+      out.prompt_tokens.insert(out.prompt_tokens.end(), tokens.begin(), tokens.end());
+    }
   } else {
-    text = *request.prompt;
+    // A raw prompt is text, all of it: "<|im_start|>" in it is not the control token.
+    out.prompt_tokens = engine.tokenize(*request.prompt, true, false);
   }
-
-  ValidatedRequest out;
-  out.prompt_tokens = engine.tokenize(text, true);
   if (out.prompt_tokens.empty()) {
     return bad_field(field, "out_of_range", "the prompt has no tokens");
   }

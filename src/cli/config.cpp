@@ -131,6 +131,12 @@ constexpr auto kServeOptions = join(
               .field = &Serve::client_rate, .max = 1000000},
              {.name = "client-burst", .help = "requests one client may send at once above its rate (0: the rate)",
               .field = &Serve::client_burst, .max = 1000000},
+             {.name = "client-max-connections",
+              .help = "connections one client address (an IPv6 /64) may hold; trusted proxies are exempt (0: no limit)",
+              .field = &Serve::client_max_connections, .max = 1000000},
+             {.name = "trusted-proxies",
+              .help = "comma-separated proxy addresses whose X-Forwarded-For names the client (empty: none)",
+              .field = &Serve::trusted_proxies},
          })));
 static_assert(ranges_fit_fields(kServeOptions), "an option's range does not fit its field");
 

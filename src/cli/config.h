@@ -57,6 +57,8 @@ struct ServeConfig : ElasticAccess {
   std::int32_t client_max_concurrent = 0;    // per client, queued + running; 0: no limit
   double client_rate = 0;                    // per client, requests/s (token bucket); 0: no limit
   double client_burst = 0;                   // per client bucket size; 0: max(1, rate)
+  std::int32_t client_max_connections = 0;   // connections one client address may hold; 0: any
+  std::string trusted_proxies;               // peers whose X-Forwarded-For names the client
   std::string config_file;                   // the TOML file the values were read from, if any
 };
 

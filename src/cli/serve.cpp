@@ -189,9 +189,30 @@ class Shutdown {
     while (std::optional<JobPtr> job = queue_.pop(std::chrono::milliseconds(0))) {
       (*job)->emit(ErrorEvent{"shutting_down", "the server is shutting down"});
     }
+    // The last events get a moment to be written; then every connection is shut, so that each
+    // request's handler ends (and writes its document) rather than wait on its client, and the
+    // loop stops once none is left, or after kCloseWait whatever remains.
     flush_timer_.expires_after(std::chrono::milliseconds(300));
-    flush_timer_.async_wait([this](const boost::system::error_code&) { io_.stop(); });
+    flush_timer_.async_wait([this](const boost::system::error_code&) {
+      signals_.cancel();
+      server_.close_connections();
+      close_deadline_ = std::chrono::steady_clock::now() + kCloseWait;
+      poll_closed();
+    });
   }
+
+  void poll_closed() {
+    if (server_.open_connections() == 0 || std::chrono::steady_clock::now() >= close_deadline_) {
+      io_.stop();
+      return;
+    }
+    flush_timer_.expires_after(std::chrono::milliseconds(10));
+    flush_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) poll_closed();
+    });
+  }
+
+  static constexpr std::chrono::seconds kCloseWait{2};
 
   asio::io_context& io_;
   http::Server& server_;
@@ -201,8 +222,9 @@ class Shutdown {
   const std::chrono::milliseconds drain_timeout_;
   asio::signal_set signals_;
   asio::steady_timer drain_timer_;  // polls for an idle worker while draining
-  asio::steady_timer flush_timer_;  // the last events' moment before the loop stops
+  asio::steady_timer flush_timer_;  // the last events' moment, then the connections' closing
   std::chrono::steady_clock::time_point drain_deadline_{};
+  std::chrono::steady_clock::time_point close_deadline_{};  // of the connections' last moment
   std::atomic<bool> stopping_{false};
 };
 
@@ -273,6 +295,10 @@ http::ServerObserver server_observer(telemetry::ServiceMetrics& metrics,
         metrics.count_response("other", 503);
         metrics.count_rejection("too_many_connections");
       },
+      .on_client_refused = [&metrics] {
+        metrics.count_response("other", 429);
+        metrics.count_rejection("client_connections");
+      },
       .on_close = [&metrics](http::CloseReason reason) {
         metrics.count_connection_closed(http::close_reason_name(reason));
       },
@@ -318,8 +344,10 @@ int run_serve(const ServeConfig& config) {
   const telemetry::BuildInfo build = llama_build_info();
   if (!check_build_for_this_cpu(build)) return 1;
   ApiKeys api_keys;
+  ClientIdentity identity;
   try {
     api_keys = ApiKeys::load(config.api_key, config.api_key_file);
+    identity = ClientIdentity(config.trusted_proxies);
   } catch (const std::invalid_argument& e) {
     std::fprintf(stderr, "llmq: %s\n", e.what());
     return 2;
@@ -335,7 +363,6 @@ int run_serve(const ServeConfig& config) {
   }
   const telemetry::DocumentOrigin origin{config.service_name, host_name(), config.elastic_namespace};
 
-  asio::io_context io(config.http_threads);
   InProcessQueue queue(config.queue_max);
   ServiceState state(queue);
   telemetry::ServiceMetrics metrics(
@@ -346,14 +373,24 @@ int run_serve(const ServeConfig& config) {
   Admission admission(AdmissionOptions{
       .slots = config.slots,
       .client = ClientLimits{config.client_max_concurrent, config.client_rate, config.client_burst}});
+  AuthThrottle auth_throttle;
   IdempotencyStore idempotency(
       IdempotencyOptions{.ttl = std::chrono::seconds(config.idempotency_ttl_s)});
   ApiHandler handler(state, ApiOptions{std::chrono::milliseconds(config.ping_interval_ms),
                                        config.timeout_ms, ParseLimits{config.default_max_tokens},
                                        &metrics, documents.get(), origin,
                                        static_cast<std::size_t>(config.max_stream_buffer_bytes),
-                                       &admission, &api_keys, &idempotency});
-  const http::ServerLimits limits = server_limits(config);
+                                       &admission, &api_keys, &idempotency, &identity,
+                                       &auth_throttle});
+  // Declared after everything a connection's coroutine refers to (the handler, admission, the
+  // idempotency store, the metrics, the documents): coroutines still suspended when the loop
+  // stops are destroyed with the io_context, and that must happen while those still exist.
+  asio::io_context io(config.http_threads);
+  http::ServerLimits limits = server_limits(config);
+  limits.max_connections_per_client = static_cast<std::size_t>(config.client_max_connections);
+  limits.client_of = [&identity](const std::string& address) {
+    return identity.trusts(address) ? std::string() : address_group(address);
+  };
   http::Server server(io, handler, limits, server_observer(metrics, *documents, origin));
   metrics.watch_connections([&server] { return static_cast<double>(server.open_connections()); },
                             static_cast<double>(limits.max_connections));

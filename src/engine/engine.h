@@ -52,8 +52,11 @@ class Engine {
   virtual std::int32_t ctx_per_slot() const = 0;  // tokens one sequence may hold
   virtual std::int32_t batch_tokens() const = 0;  // most tokens one decode call takes
 
-  // Text to tokens; `add_special` adds BOS where the model wants one.
-  virtual std::vector<Token> tokenize(std::string_view text, bool add_special) const = 0;
+  // Text to tokens; `add_special` adds BOS where the model wants one. `parse_special` turns the
+  // text of a control token ("<|im_end|>") into that token: only for the chat template's own
+  // markup, never for what a client wrote (engine/chat_prompt.h).
+  virtual std::vector<Token> tokenize(std::string_view text, bool add_special,
+                                      bool parse_special) const = 0;
   // Renders chat messages with the model's own template, with the assistant turn opened.
   // nullopt when the model has no usable template.
   virtual std::optional<std::string> apply_chat_template(

@@ -91,7 +91,7 @@ LlamaEngine::LlamaEngine(const LlamaEngineOptions& options) : options_(options) 
 
 WarmUpReport LlamaEngine::warm_up() {
   const auto start = std::chrono::steady_clock::now();
-  std::vector<Token> text = tokenize(kWarmUpText, true);
+  std::vector<Token> text = tokenize(kWarmUpText, true, false);
   if (text.empty()) text.push_back(0);
   // One slot takes a longer chunk (a prompt's path through the matrix kernels), the others a
   // short one each; all in one batch, as the scheduler builds them.
@@ -138,15 +138,16 @@ LlamaEngine::~LlamaEngine() {
   llama_model_free(model_);
 }
 
-std::vector<Token> LlamaEngine::tokenize(std::string_view text, bool add_special) const {
+std::vector<Token> LlamaEngine::tokenize(std::string_view text, bool add_special,
+                                         bool parse_special) const {
   const auto len = static_cast<std::int32_t>(text.size());
   std::vector<Token> tokens(text.size() + 2);
   std::int32_t n = llama_tokenize(vocab_, text.data(), len, tokens.data(),
-                                  static_cast<std::int32_t>(tokens.size()), add_special, true);
+                                  static_cast<std::int32_t>(tokens.size()), add_special, parse_special);
   if (n < 0) {
     tokens.resize(static_cast<std::size_t>(-n));
     n = llama_tokenize(vocab_, text.data(), len, tokens.data(),
-                       static_cast<std::int32_t>(tokens.size()), add_special, true);
+                       static_cast<std::int32_t>(tokens.size()), add_special, parse_special);
   }
   tokens.resize(static_cast<std::size_t>(std::max(n, 0)));
   return tokens;

@@ -45,7 +45,8 @@ class LlamaEngine final : public Engine {
   std::int32_t ctx_per_slot() const override { return options_.ctx_per_slot; }
   std::int32_t batch_tokens() const override { return options_.batch_tokens; }
 
-  std::vector<Token> tokenize(std::string_view text, bool add_special) const override;
+  std::vector<Token> tokenize(std::string_view text, bool add_special,
+                              bool parse_special) const override;
   std::optional<std::string> apply_chat_template(
       const std::vector<ChatMessage>& messages) const override;
   std::string token_piece(Token token) const override;

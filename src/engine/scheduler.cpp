@@ -209,7 +209,10 @@ Scheduler::Slot& Scheduler::slot_for(const std::vector<Token>& prompt) {
 
 bool Scheduler::start_job(Slot& slot, JobPtr job, int attempt) {
   const Clock::time_point now = Clock::now();
-  if (job->cancelled()) return false;  // its client left while it waited
+  if (job->cancelled()) {  // its client left while it waited; a shared job's store must see it end
+    job->emit(ErrorEvent{"cancelled", "every client of this request left while it waited"});
+    return false;
+  }
   if (job->deadline() && now >= *job->deadline()) {
     job->emit(ErrorEvent{"deadline_exceeded", "the deadline passed while the request waited"});
     return false;

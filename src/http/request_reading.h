@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace llmq::http {
@@ -19,9 +20,20 @@ namespace llmq::http {
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 
-using Request = bhttp::request<bhttp::string_body>;
+// A request body read into a std::string that grows with what arrives. Beast's string_body
+// reserves the declared Content-Length as soon as the headers are in, so a thousand clients that
+// each declare 1 MiB and send nothing would hold a GiB for the body timeout.
+struct ArrivingStringBody : bhttp::string_body {
+  class reader : public bhttp::string_body::reader {
+   public:
+    using bhttp::string_body::reader::reader;
+    void init(const boost::optional<std::uint64_t>& /*length*/, beast::error_code& ec) { ec = {}; }
+  };
+};
+
+using Request = bhttp::request<ArrivingStringBody>;
 using Response = bhttp::response<bhttp::string_body>;
-using RequestParser = bhttp::request_parser<bhttp::string_body>;
+using RequestParser = bhttp::request_parser<ArrivingStringBody>;
 
 struct ServerLimits {
   std::uint64_t max_body_bytes = 1 << 20;           // larger bodies: 413
@@ -33,6 +45,10 @@ struct ServerLimits {
   std::chrono::milliseconds idle_timeout{60000};    // a keep-alive connection may idle this long
   std::chrono::milliseconds send_timeout{60000};    // one write may wait this long for the client
   std::size_t max_connections = 1024;               // past it: 503 and close, before reading
+  std::size_t max_connections_per_client = 0;       // past it: 429 and close; 0: no limit
+  // The client an address belongs to for that limit (its IPv6 /64); empty: not limited (a
+  // trusted proxy). Unset: the address itself.
+  std::function<std::string(const std::string& address)> client_of = {};
 };
 
 // A JSON response with the given status, body and keep-alive flag.

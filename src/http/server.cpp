@@ -12,6 +12,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -21,6 +22,8 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 #include <cerrno>
+#include <map>
+#include <mutex>
 #include <sstream>
 #include <tuple>
 #include <variant>
@@ -48,10 +51,8 @@ bool is_out_of_descriptors(const beast::error_code& ec) {
 }
 
 // The 503 for a connection past the limit, serialized once.
-std::string connection_refusal() {
-  const ApiError err{503, "too_many_connections",
-                     "the server holds its maximum number of connections; retry later", {}};
-  Response res = json_response(bhttp::status::service_unavailable, err.to_json(), false);
+std::string connection_refusal(const ApiError& err) {
+  Response res = json_response(static_cast<bhttp::status>(err.status), err.to_json(), false);
   res.set(bhttp::field::retry_after, "1");
   std::ostringstream out;
   out << res;
@@ -120,14 +121,24 @@ Exchange::Exchange(beast::tcp_stream& stream, beast::flat_buffer& buffer, const 
       buffer_(buffer),
       send_timeout_(send_timeout),
       send_timer_(stream.get_executor()),
-      keep_alive_(request.keep_alive()) {}
+      keep_alive_(request.keep_alive()),
+      head_(request.method() == bhttp::verb::head) {}
 
 asio::awaitable<void> Exchange::reply(Response response) {
   status_ = static_cast<int>(response.result_int());
   response.keep_alive(keep_alive_ && response.keep_alive());
   keep_alive_ = response.keep_alive();
   stream_.expires_after(send_timeout_);
-  auto [ec, n] = co_await bhttp::async_write(stream_, response, kTuple);
+  beast::error_code ec;
+  if (head_) {
+    response.prepare_payload();  // Content-Length of the body that is not sent
+    bhttp::response_serializer<bhttp::string_body> header_only{response};
+    auto [header_ec, n] = co_await bhttp::async_write_header(stream_, header_only, kTuple);
+    ec = header_ec;
+  } else {
+    auto [write_ec, n] = co_await bhttp::async_write(stream_, response, kTuple);
+    ec = write_ec;
+  }
   if (ec == beast::error::timeout) close_for(CloseReason::send_timeout);
   if (ec) keep_alive_ = false;
 }
@@ -168,20 +179,24 @@ asio::awaitable<void> Exchange::close_stream() {
   if (result == WriteResult::timed_out) close_for(CloseReason::send_timeout);
 }
 
-asio::awaitable<void> Exchange::client_gone() {
+asio::awaitable<void> Exchange::client_gone(bool writes_will_tell) {
   // The buffer is capped (read_buffer): when pipelined bytes already fill it, there is no room
   // to watch with, and watching would stop at the first byte anyway.
   const std::size_t room = std::min<std::size_t>(4096, buffer_.max_size() - buffer_.size());
   if (room > 0) {
     auto [ec, n] = co_await stream_.socket().async_read_some(buffer_.prepare(room), kTuple);
     if (ec == asio::error::operation_aborted) co_return;  // the race was won by the other side
-    if (ec) {
+    // End of stream is a client that shut down its sending side: gone, or only done sending
+    // (a half-close). Where the answer streams, its next write tells which; a reset is gone.
+    if (ec && !(ec == asio::error::eof && writes_will_tell)) {
       client_left_ = true;
       co_return;
     }
-    // The client sent more (a pipelined request): keep the bytes for the next read and stop
-    // watching, since reading further would consume requests.
-    buffer_.commit(n);
+    if (!ec) {
+      // The client sent more (a pipelined request): keep the bytes for the next read and stop
+      // watching, since reading further would consume requests.
+      buffer_.commit(n);
+    }
   }
   asio::steady_timer forever(co_await asio::this_coro::executor,
                              asio::steady_timer::time_point::max());
@@ -212,15 +227,50 @@ void Exchange::close_for(CloseReason reason) {
 // ---- Server --------------------------------------------------------------------------------
 
 struct Server::ReadOutcome {
-  enum class Kind { request, refuse, stop };
+  enum class Kind { request, refuse, stop, answered_head };
   Kind kind;
   beast::error_code error;         // refuse: why the request could not be read
   std::optional<CloseReason> cut;  // stop: the limit that ends the connection, if one did
+  std::optional<Response> answer = {};  // answered_head: the handler's refusal on the headers
 };
 
 Server::Server(asio::io_context& io, Handler& handler, ServerLimits limits,
                RefusalObserver on_refusal)
     : Server(io, handler, limits, ServerObserver{std::move(on_refusal), {}, {}}) {}
+
+// Each entry's stream is touched only on its connection's executor, where the connection also
+// removes it before the stream goes away; the mutex guards the map itself.
+struct Server::LiveConnections {
+  struct Entry {
+    asio::any_io_executor executor;
+    beast::tcp_stream* stream;
+  };
+  std::mutex mutex;
+  std::map<std::uint64_t, Entry> entries;
+  std::uint64_t next_id = 0;
+
+  // Registered for as long as it lives (a connection's coroutine frame).
+  class Registration {
+   public:
+    Registration(std::shared_ptr<LiveConnections> live, asio::any_io_executor executor,
+                 beast::tcp_stream& stream)
+        : live_(std::move(live)) {
+      std::lock_guard lock(live_->mutex);
+      id_ = live_->next_id++;
+      live_->entries.emplace(id_, Entry{std::move(executor), &stream});
+    }
+    ~Registration() {
+      std::lock_guard lock(live_->mutex);
+      live_->entries.erase(id_);
+    }
+    Registration(const Registration&) = delete;
+    Registration& operator=(const Registration&) = delete;
+
+   private:
+    std::shared_ptr<LiveConnections> live_;
+    std::uint64_t id_ = 0;
+  };
+};
 
 Server::Server(asio::io_context& io, Handler& handler, ServerLimits limits,
                ServerObserver observer)
@@ -228,8 +278,17 @@ Server::Server(asio::io_context& io, Handler& handler, ServerLimits limits,
       handler_(handler),
       limits_(limits),
       observer_(std::move(observer)),
-      refusal_(connection_refusal()),
+      refusal_(connection_refusal(
+          {503, "too_many_connections",
+           "the server holds its maximum number of connections; retry later", {}})),
+      client_refusal_(connection_refusal(
+          {429, "too_many_client_connections",
+           "this client holds its maximum number of connections (--client-max-connections); "
+           "close one, or retry later",
+           {}})),
       gate_(ConnectionGate::make(limits.max_connections)),
+      clients_(ClientConnections::make(limits.max_connections_per_client)),
+      live_(std::make_shared<LiveConnections>()),
       acceptor_(io),
       spare_fd_(::open("/dev/null", O_RDONLY | O_CLOEXEC)) {}
 
@@ -253,6 +312,20 @@ void Server::stop() {
   acceptor_.close(ec);
 }
 
+void Server::close_connections() {
+  std::lock_guard lock(live_->mutex);
+  for (const auto& [id, entry] : live_->entries) {
+    asio::post(entry.executor, [live = live_, id = id] {
+      std::lock_guard inner(live->mutex);
+      const auto it = live->entries.find(id);
+      if (it == live->entries.end()) return;  // ended meanwhile
+      beast::error_code ignored;
+      it->second.stream->socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+      it->second.stream->socket().cancel(ignored);
+    });
+  }
+}
+
 asio::awaitable<void> Server::accept_loop() {
   while (acceptor_.is_open()) {
     auto [ec, socket] = co_await acceptor_.async_accept(asio::make_strand(io_), kTuple);
@@ -266,22 +339,38 @@ asio::awaitable<void> Server::accept_loop() {
       continue;
     }
     socket.set_option(asio::ip::tcp::no_delay(true), ec);
+    std::optional<ClientConnections::Hold> hold;
+    if (limits_.max_connections_per_client > 0) {
+      const auto peer = socket.remote_endpoint(ec);
+      const std::string client =
+          ec ? std::string() : limits_.client_of ? limits_.client_of(peer.address().to_string())
+                                                 : peer.address().to_string();
+      if (!client.empty()) {
+        hold = clients_->try_hold(client);
+        if (!hold) {
+          if (observer_.on_client_refused) observer_.on_client_refused();
+          refuse_connection(std::move(socket), client_refusal_);
+          continue;
+        }
+      }
+    }
     std::optional<ConnectionGate::Ticket> ticket = gate_->try_open();
     if (!ticket) {
-      refuse_connection(std::move(socket));
+      if (observer_.on_connection_refused) observer_.on_connection_refused();
+      refuse_connection(std::move(socket), refusal_);
       continue;
     }
     const auto executor = socket.get_executor();
-    asio::co_spawn(executor, serve_connection(std::move(socket), std::move(*ticket)),
+    asio::co_spawn(executor,
+                   serve_connection(std::move(socket), std::move(*ticket), std::move(hold)),
                    asio::detached);
   }
 }
 
-void Server::refuse_connection(asio::ip::tcp::socket socket) {
-  if (observer_.on_connection_refused) observer_.on_connection_refused();
-  spdlog::debug("connection refused: {} open (--max-connections)", gate_->open());
+void Server::refuse_connection(asio::ip::tcp::socket socket, const std::string& answer) {
+  spdlog::debug("connection refused: {} open", gate_->open());
   std::optional<ConnectionGate::Ticket> ticket;
-  if (write_now(socket, refusal_)) ticket = gate_->try_refuse();
+  if (write_now(socket, answer)) ticket = gate_->try_refuse();
   beast::error_code ignored;
   socket.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
   if (!ticket) {
@@ -316,7 +405,7 @@ void Server::report_close(CloseReason reason) const {
 
 asio::awaitable<Server::ReadOutcome> Server::read_request(
     beast::tcp_stream& stream, beast::flat_buffer& buffer,
-    bhttp::request_parser<bhttp::string_body>& parser, bool first) {
+    RequestParser& parser, bool first) {
   using Kind = ReadOutcome::Kind;
   // A new connection's header deadline runs from accept (set by the caller); a kept-alive one
   // idles until the next request's first byte, and its header deadline runs from there.
@@ -334,6 +423,20 @@ asio::awaitable<Server::ReadOutcome> Server::read_request(
   auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, kTuple);
   if (!ec) ec = check_header(parser, n, limits_);  // the whole header; a body refused unread
   if (!ec) {
+    beast::error_code peer_ec;
+    const auto peer = stream.socket().remote_endpoint(peer_ec);
+    HeadVerdict verdict =
+        handler_.check_head(parser.get(), peer_ec ? std::string() : peer.address().to_string());
+    if (verdict.refusal) {
+      co_return ReadOutcome{Kind::answered_head, {}, std::nullopt, std::move(verdict.refusal)};
+    }
+    if (verdict.max_body_bytes < limits_.max_body_bytes) {
+      parser.body_limit(verdict.max_body_bytes);
+      if (parser.content_length() && *parser.content_length() > verdict.max_body_bytes)
+        ec = bhttp::error::body_limit;
+    }
+  }
+  if (!ec) {
     stream.expires_after(limits_.body_timeout);
     std::tie(ec, n) = co_await bhttp::async_read(stream, buffer, parser, kTuple);
     if (ec == beast::error::timeout) {
@@ -349,9 +452,11 @@ asio::awaitable<Server::ReadOutcome> Server::read_request(
   co_return ReadOutcome{Kind::request, {}, std::nullopt};
 }
 
-asio::awaitable<void> Server::serve_connection(asio::ip::tcp::socket socket,
-                                               ConnectionGate::Ticket /*held until the end*/) {
+asio::awaitable<void> Server::serve_connection(
+    asio::ip::tcp::socket socket, ConnectionGate::Ticket /*held until the end*/,
+    std::optional<ClientConnections::Hold> /*likewise*/) {
   beast::tcp_stream stream(std::move(socket));
+  const LiveConnections::Registration live(live_, co_await asio::this_coro::executor, stream);
   beast::flat_buffer buffer = read_buffer(limits_);
   std::optional<CloseReason> cut;
   stream.expires_after(limits_.header_timeout);  // a new connection owes its first headers
@@ -362,6 +467,13 @@ asio::awaitable<void> Server::serve_connection(asio::ip::tcp::socket socket,
       const ReadOutcome read = co_await read_request(stream, buffer, parser, first);
       if (read.kind == ReadOutcome::Kind::stop) {
         cut = read.cut;
+        break;
+      }
+      if (read.kind == ReadOutcome::Kind::answered_head) {
+        stream.expires_after(kRefusalWrite);
+        Response answer = std::move(*read.answer);  // named: GCC 12, see api/
+        answer.keep_alive(false);
+        co_await bhttp::async_write(stream, answer, kTuple);
         break;
       }
       if (read.kind == ReadOutcome::Kind::refuse) {

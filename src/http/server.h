@@ -27,6 +27,7 @@
 #include <string>
 #include <string_view>
 
+#include "http/client_connections.h"
 #include "http/connection_gate.h"
 #include "http/request_reading.h"
 
@@ -57,6 +58,8 @@ class Exchange {
   Exchange(beast::tcp_stream& stream, beast::flat_buffer& buffer, const Request& request,
            std::chrono::milliseconds send_timeout = std::chrono::seconds(60));
 
+  // Sends the whole response; to a HEAD request, only its headers (with the Content-Length
+  // the body would have), so a kept-alive connection stays in step.
   asio::awaitable<void> reply(Response response);
 
   // Starts a chunked response; the connection closes after the stream ends.
@@ -67,8 +70,10 @@ class Exchange {
   asio::awaitable<void> close_stream();
 
   // Completes when the client closes the connection or it breaks. Never completes otherwise;
-  // meant to be raced (awaitable operator ||) against the work it would cancel.
-  asio::awaitable<void> client_gone();
+  // meant to be raced (awaitable operator ||) against the work it would cancel. With
+  // `writes_will_tell` (an answer that streams, pings included), a half-close (the client's
+  // end of stream) is not taken for gone: a client that really left fails the next write.
+  asio::awaitable<void> client_gone(bool writes_will_tell = false);
   bool client_left() const { return client_left_; }
 
   std::string remote_address() const;
@@ -90,14 +95,29 @@ class Exchange {
   const std::chrono::milliseconds send_timeout_;  // see ServerLimits
   asio::steady_timer send_timer_;                 // bounds each stream write by send_timeout_
   bool keep_alive_;             // whether the connection stays open after this exchange
+  const bool head_;             // a HEAD request: answers carry no body
   bool client_left_ = false;    // set by client_gone()
   int status_ = 0;              // what was answered, for the caller's accounting
   std::optional<CloseReason> closed_for_;  // set when a limit ends the connection
 };
 
+using RequestHead = bhttp::request_header<>;
+
+// What a handler says of a request whose headers are in and whose body is not read yet.
+struct HeadVerdict {
+  std::optional<Response> refusal;  // sent at once; the body is never read, the connection closes
+  std::uint64_t max_body_bytes = UINT64_MAX;  // this route's own body limit, if tighter
+};
+
 class Handler {
  public:
   virtual ~Handler() = default;
+  // Called before the body is read, so that a request refused on its headers (no API key) or
+  // a route that takes no body costs no body's worth of reading or memory. `peer` is the
+  // connection's remote address.
+  virtual HeadVerdict check_head(const RequestHead& /*head*/, std::string_view /*peer*/) {
+    return {};
+  }
   virtual asio::awaitable<void> handle(const Request& request, Exchange& exchange) = 0;
 };
 
@@ -108,9 +128,10 @@ using RefusalObserver = std::function<void(int status)>;
 // What the server tells its owner about connections, for the metrics. Each may be empty; each
 // may be called from any of the io_context's threads.
 struct ServerObserver {
-  RefusalObserver on_refusal;                 // a request refused by the server itself
-  std::function<void()> on_connection_refused;  // past max_connections: 503 (or a bare close)
-  std::function<void(CloseReason)> on_close;    // a connection closed by a limit
+  RefusalObserver on_refusal = {};                   // a request refused by the server itself
+  std::function<void()> on_connection_refused = {};  // past max_connections: 503 (or a bare close)
+  std::function<void()> on_client_refused = {};      // past max_connections_per_client: 429
+  std::function<void(CloseReason)> on_close = {};    // a connection closed by a limit
 };
 
 class Server {
@@ -124,6 +145,10 @@ class Server {
   asio::ip::tcp::endpoint listen(const std::string& host, std::uint16_t port);
   // Stops accepting new connections.
   void stop();
+  // Shuts down every open connection (both directions), so that each one's handler ends now
+  // with its socket's error instead of waiting on a client: the last step of a shutdown, once
+  // the last events had their moment. Any thread.
+  void close_connections();
 
   // Connections being served now (refused ones not included). Any thread.
   std::size_t open_connections() const { return gate_->open(); }
@@ -133,12 +158,14 @@ class Server {
 
   asio::awaitable<void> accept_loop();
   asio::awaitable<void> serve_connection(asio::ip::tcp::socket socket,
-                                         ConnectionGate::Ticket ticket);
+                                         ConnectionGate::Ticket ticket,
+                                         std::optional<ClientConnections::Hold> hold);
   asio::awaitable<ReadOutcome> read_request(beast::tcp_stream& stream, beast::flat_buffer& buffer,
-                                            bhttp::request_parser<bhttp::string_body>& parser,
+                                            RequestParser& parser,
                                             bool first);
-  // Past max_connections: a 503 written at once, then a short lingering close.
-  void refuse_connection(asio::ip::tcp::socket socket);
+  // Past a connection limit: `answer` (the 503, or the per-client 429) written at once, then a
+  // short lingering close.
+  void refuse_connection(asio::ip::tcp::socket socket, const std::string& answer);
   // Out of file descriptors: frees the spare one to accept and refuse a waiting connection,
   // with the 503 if it can be written at once, else a bare close. False without a spare.
   bool shed_connection();
@@ -149,7 +176,13 @@ class Server {
   const ServerLimits limits_;
   const ServerObserver observer_;
   const std::string refusal_;                   // the 503 of a connection past the limit
+  const std::string client_refusal_;            // the 429 of one past its client's limit
   const std::shared_ptr<ConnectionGate> gate_;  // open connections vs max_connections
+  const std::shared_ptr<ClientConnections> clients_;  // each client's, vs its limit
+  // The connections being served, for close_connections(); shared with each connection's
+  // coroutine, whose frame may outlive the Server when the io_context is torn down.
+  struct LiveConnections;
+  const std::shared_ptr<LiveConnections> live_;
   asio::ip::tcp::acceptor acceptor_;
   int spare_fd_ = -1;  // held back so that a connection can be refused when none is left
 };

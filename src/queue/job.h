@@ -43,7 +43,8 @@ class Job {
   void cancel() { cancelled_.store(true, std::memory_order_relaxed); }
   bool cancelled() const { return cancelled_.load(std::memory_order_relaxed); }
 
-  // Sends an event to the client. Worker only (see the class comment).
+  // Sends an event to the client. Worker only (see the class comment), or whoever took the job
+  // out of the queue so that no worker can have it (JobFollower, shutdown).
   void emit(JobEvent event) { sink_->on_event(std::move(event)); }
 
  private:

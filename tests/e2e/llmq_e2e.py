@@ -228,6 +228,13 @@ class LlmqServer:
             text = "\n".join(text.splitlines()[-tail_lines:])
         return text
 
+    def log_text(self) -> str:
+        """Everything the server wrote: its log (stdout) and its stderr."""
+        try:
+            return self.stdout_path.read_text(errors="replace") + self.stderr_text()
+        except FileNotFoundError:
+            return self.stderr_text()
+
     def assert_serving(self) -> None:
         """The server still answers: /healthz is 200 and a one-token request completes."""
         assert self.alive(), f"llmq died (exit code {self.proc.returncode})"

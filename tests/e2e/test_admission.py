@@ -40,7 +40,11 @@ def test_api_keys_required_on_the_inference_route(llmq_factory, tmp_path):
     assert httpx.get(srv.base_url + "/metrics", timeout=10).status_code == 200
     assert rejected(srv, "unauthorized") == 4
     assert srv.stop() == 0
-    log = srv.stderr_text()
+    # The log is where llmq writes it (stdout), shown by lines it must hold; before, this test
+    # read stderr, where no log line goes, and could not have failed.
+    log = srv.log_text()
+    assert "API keys required on /api/v1/req: 3 key(s)" in log, log[-2000:]
+    assert "config: " in log and "api_key=" in log
     for secret in ("sk-flag-key-0001", "sk-flag-key-0002", "sk-file-key-0001"):
         assert secret not in log, f"{secret} appears in the log"
 

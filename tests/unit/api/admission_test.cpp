@@ -115,6 +115,18 @@ TEST(Admission, IdleClientsAreForgotten) {
   EXPECT_EQ(a.tracked_clients(), 2u) << "only the clients holding tickets are remembered";
 }
 
+TEST(Admission, RotatingClientsWithEmptyBucketsStayBounded) {
+  // A slow rate keeps every bucket short of full, so the idle sweep keeps them all; the cap
+  // forgets the least recently seen instead (their buckets start full again: a rotating client
+  // gains a burst, never memory).
+  Admission a({.slots = 1, .client = {.rate = 0.001}, .sweep_every = 0ms, .max_clients = 100});
+  for (int i = 0; i < 5000; ++i) a.admit_client("ip:" + std::to_string(i), std::nullopt);
+  EXPECT_LE(a.tracked_clients(), 100u);
+  auto held = a.admit_client("ip:recent", std::nullopt);
+  EXPECT_TRUE(admitted(held));
+  EXPECT_FALSE(admitted(a.admit_client("ip:recent", std::nullopt))) << "still remembered";
+}
+
 TEST(Admission, ConcurrentUseKeepsCountsExact) {
   Admission a({.slots = 4, .client = {.max_concurrent = 1000}});
   std::vector<std::thread> threads;

@@ -57,7 +57,7 @@ TEST(ApiKeys, BadEntriesNameTheLine) {
     }
     return std::string("accepted");
   };
-  EXPECT_NE(message("short", "").find("8-256 printable"), std::string::npos);
+  EXPECT_NE(message("short", "").find("8-256 characters"), std::string::npos);
   EXPECT_NE(message("", "ok-key-123 colour=red\n").find(":1: unknown option \"colour\""), std::string::npos);
   EXPECT_NE(message("", "\nok-key-123 rate=-1\n").find(":2: bad value for rate"), std::string::npos);
   EXPECT_NE(message("", "ok-key-123 max_concurrent=x\n").find("bad value"), std::string::npos);
@@ -71,6 +71,25 @@ TEST(ApiKeys, BadEntriesNameTheLine) {
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("cannot read --api-key-file"), std::string::npos);
   }
+}
+
+TEST(ApiKeys, AHashOrCommaInAKeyIsRefusedNotCutShort) {
+  const auto message = [](const std::string& file_text) {
+    try {
+      ApiKeys::load("", key_file(file_text));
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  // Before: "sk-abc#def-123" became the key "sk-abc", and the rest a comment.
+  EXPECT_NE(message("sk-abc#def-123\n").find(":1: a key may not contain '#'"), std::string::npos);
+  EXPECT_NE(message("ok-key-123\nsk-a,b-12345\n").find(":2: a key may not contain ','"),
+            std::string::npos);
+  // A comment still works at the start of a line and after a space.
+  const ApiKeys keys = ApiKeys::load("", key_file("#top\nsk-good-123 # trailing #words\n"));
+  ASSERT_EQ(keys.size(), 1u);
+  EXPECT_NE(keys.match("sk-good-123"), nullptr);
 }
 
 TEST(ApiKeys, PresentedAsBearerOrHeader) {

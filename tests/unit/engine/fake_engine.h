@@ -30,7 +30,7 @@ class FakeEngine final : public Engine {
   std::int32_t ctx_per_slot() const override { return ctx_; }
   std::int32_t batch_tokens() const override { return batch_; }
 
-  std::vector<Token> tokenize(std::string_view text, bool) const override {
+  std::vector<Token> tokenize(std::string_view text, bool, bool) const override {
     return {text.begin(), text.end()};
   }
   std::optional<std::string> apply_chat_template(const std::vector<ChatMessage>& m) const override {

@@ -198,6 +198,25 @@ TEST_F(ServerTest, AClientThatReadsNothingIsCutAfterTheSendTimeout) {
   EXPECT_TRUE(closed_within(s, 5s));
 }
 
+TEST_F(ServerTest, ClosingTheConnectionsEndsAHandlerStuckInAWrite) {
+  // How a shutdown ends the handler of a client that stopped reading, instead of leaving its
+  // coroutine suspended when the loop stops (and destroyed after what it refers to).
+  start({.send_timeout = 60s});
+  tcp::socket s = connect(4096);
+  send(s, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
+  auto deadline = Clock::now() + 20s;
+  while (handler_.max_unsent < (64u << 10) && Clock::now() < deadline) std::this_thread::sleep_for(10ms);
+  std::this_thread::sleep_for(200ms);  // the writer is blocked on a full socket now
+  ASSERT_FALSE(handler_.stream_ended);
+  const auto asked = Clock::now();
+  server_->close_connections();
+  deadline = Clock::now() + 5s;
+  while (!handler_.stream_ended && Clock::now() < deadline) std::this_thread::sleep_for(5ms);
+  EXPECT_TRUE(handler_.stream_ended);
+  EXPECT_LT(Clock::now() - asked, 1s);
+  EXPECT_EQ(closed(CloseReason::send_timeout), 0);
+}
+
 // Open descriptors of this process, by number.
 std::vector<int> open_fds() {
   std::vector<int> fds;
