@@ -165,7 +165,7 @@ http::HeadVerdict ApiHandler::check_head(const http::RequestHead& head, std::str
   http::Response response = refusal_response(dialect, err, refusal->retry_after_s, false);
   response.set("X-Request-Id", record.request_id);
   if (options_.metrics != nullptr) options_.metrics->count_response(route_label(target), refusal->status);
-  record_request(record, began, refusal->status);
+  record_refusal(record, began, refusal->status);
   return {.refusal = std::move(response)};
 }
 
@@ -412,7 +412,7 @@ awaitable<void> ApiHandler::submit(const http::Request& request, http::Exchange&
     record.request_id = new_request_id();
     refusal->set("X-Request-Id", record.request_id);
     co_await exchange.reply(std::move(*refusal));
-    record_request(record, began, exchange.status());
+    record_refusal(record, began, exchange.status());
     co_return;
   }
   Admitted& admission = std::get<Admitted>(admitted);
@@ -468,6 +468,16 @@ awaitable<void> ApiHandler::submit(const http::Request& request, http::Exchange&
   else if (options_.admission != nullptr && record.queue_ms && !record.finish_reason.empty())
     options_.admission->job_done(std::chrono::milliseconds(*record.total_ms - *record.queue_ms));
   record_request(record, began, exchange.status());
+}
+
+void ApiHandler::record_refusal(telemetry::RequestRecord& record, Clock::time_point began,
+                                int status) const {
+  if (options_.refusal_documents != nullptr) {
+    const auto omitted = options_.refusal_documents->admit(record.rejection_reason);
+    if (!omitted) return;  // counted in the metrics; the next document says so
+    record.refusals_omitted = *omitted;
+  }
+  record_request(record, began, status);
 }
 
 void ApiHandler::record_request(telemetry::RequestRecord& record, Clock::time_point began,

@@ -13,6 +13,7 @@
 #include <variant>
 
 #include "api/admission.h"
+#include "telemetry/refusal_documents.h"
 #include "api/auth_throttle.h"
 #include "api/client_identity.h"
 #include "api/api_keys.h"
@@ -40,6 +41,8 @@ struct ApiOptions {
   IdempotencyStore* idempotency = nullptr;        // Idempotency-Key support; null: ignored
   const ClientIdentity* identity = nullptr;       // who a keyless client is; null: its address
   AuthThrottle* auth_throttle = nullptr;          // repeated 401s → 429; null: no throttle
+  telemetry::RefusalDocuments* refusal_documents = nullptr;  // which refusals get a document;
+                                                             // null: every one
 };
 
 // What the handler shares with the process that runs it.
@@ -96,6 +99,8 @@ class ApiHandler final : public http::Handler {
                                                  telemetry::RequestRecord& record) const;
   // Ships the request's document once its outcome is final (never blocks: see EventSink).
   void record_request(telemetry::RequestRecord& record, Clock::time_point began, int status) const;
+  // The same for a refusal, which the per-reason document rate may leave out.
+  void record_refusal(telemetry::RequestRecord& record, Clock::time_point began, int status) const;
   http::Response route_simple(const http::Request& request, std::string_view target,
                               bool keep_alive) const;
   http::Response readiness(bool keep_alive) const;

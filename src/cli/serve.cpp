@@ -237,10 +237,14 @@ const char* server_refusal_reason(int status) {
 // Refusals the HTTP server answers itself, before any route: counted like the handler's, with
 // a document of their own (no route: the server refused before reading one).
 void record_server_refusal(telemetry::ServiceMetrics& metrics, telemetry::EventSink& documents,
+                           telemetry::RefusalDocuments& refusals,
                            const telemetry::DocumentOrigin& origin, int status) {
   metrics.count_response("other", status);
   metrics.count_rejection(server_refusal_reason(status));
+  const auto omitted = refusals.admit(server_refusal_reason(status));
+  if (!omitted) return;
   telemetry::RequestRecord record;
+  record.refusals_omitted = *omitted;
   thread_local std::mt19937_64 rng{std::random_device{}()};
   char id[24];
   std::snprintf(id, sizeof id, "req_%016llx", static_cast<unsigned long long>(rng()));
@@ -285,10 +289,11 @@ http::ServerLimits server_limits(const ServeConfig& config) {
 // What the server reports about connections, into the metrics.
 http::ServerObserver server_observer(telemetry::ServiceMetrics& metrics,
                                      telemetry::EventSink& documents,
+                                     telemetry::RefusalDocuments& refusals,
                                      const telemetry::DocumentOrigin& origin) {
   return http::ServerObserver{
-      .on_refusal = [&metrics, &documents, origin](int status) {
-        record_server_refusal(metrics, documents, origin, status);
+      .on_refusal = [&metrics, &documents, &refusals, origin](int status) {
+        record_server_refusal(metrics, documents, refusals, origin, status);
       },
       // No request was read, so no request document: only the counts.
       .on_connection_refused = [&metrics] {
@@ -369,7 +374,8 @@ int run_serve(const ServeConfig& config) {
       telemetry::ServiceMetricsOptions{.window = std::chrono::seconds(config.metrics_window_s),
                                        .build = build});
   metrics.watch_queue([&queue] { return static_cast<double>(queue.depth()); });
-  metrics.registry().add(telemetry::sink_collector(*documents));
+  telemetry::RefusalDocuments refusal_documents;
+  metrics.registry().add(telemetry::sink_collector(*documents, &refusal_documents));
   Admission admission(AdmissionOptions{
       .slots = config.slots,
       .client = ClientLimits{config.client_max_concurrent, config.client_rate, config.client_burst}});
@@ -381,7 +387,7 @@ int run_serve(const ServeConfig& config) {
                                        &metrics, documents.get(), origin,
                                        static_cast<std::size_t>(config.max_stream_buffer_bytes),
                                        &admission, &api_keys, &idempotency, &identity,
-                                       &auth_throttle});
+                                       &auth_throttle, &refusal_documents});
   // Declared after everything a connection's coroutine refers to (the handler, admission, the
   // idempotency store, the metrics, the documents): coroutines still suspended when the loop
   // stops are destroyed with the io_context, and that must happen while those still exist.
@@ -391,7 +397,8 @@ int run_serve(const ServeConfig& config) {
   limits.client_of = [&identity](const std::string& address) {
     return identity.trusts(address) ? std::string() : address_group(address);
   };
-  http::Server server(io, handler, limits, server_observer(metrics, *documents, origin));
+  http::Server server(io, handler, limits,
+                      server_observer(metrics, *documents, refusal_documents, origin));
   metrics.watch_connections([&server] { return static_cast<double>(server.open_connections()); },
                             static_cast<double>(limits.max_connections));
   try {

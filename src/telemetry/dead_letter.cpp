@@ -11,7 +11,8 @@
 
 namespace llmq::telemetry {
 
-DeadLetterFile::DeadLetterFile(std::filesystem::path path) : path_(std::move(path)) {
+DeadLetterFile::DeadLetterFile(std::filesystem::path path, std::uint64_t max_bytes)
+    : path_(std::move(path)), max_bytes_(max_bytes) {
   if (path_.has_parent_path()) std::filesystem::create_directories(path_.parent_path());
 }
 
@@ -22,6 +23,17 @@ void DeadLetterFile::write(const SpoolRecord& record, int status, const std::str
                                {"status", status},  {"reason", reason},        {"doc", record.doc}};
   std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   std::lock_guard lock(mutex_);
+  std::error_code size_error;
+  const std::uintmax_t size = std::filesystem::file_size(path_, size_error);
+  if (!size_error && size > 0 && size + text.size() > max_bytes_) {
+    std::filesystem::path aside = path_;
+    aside += ".1";
+    std::error_code rename_error;
+    std::filesystem::rename(path_, aside, rename_error);
+    ++rotated_;
+    spdlog::warn("dead-letter file {} reached {} bytes: moved to {} (an older one there is gone)",
+                 path_.string(), max_bytes_, aside.string());
+  }
   const int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   // A dead-letter file we cannot write is logged, never fatal: the log then holds the id.
   if (fd < 0 || ::write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
@@ -32,6 +44,11 @@ void DeadLetterFile::write(const SpoolRecord& record, int status, const std::str
   }
   if (fd >= 0) ::close(fd);
   ++written_;
+}
+
+std::uint64_t DeadLetterFile::rotated() const {
+  std::lock_guard lock(mutex_);
+  return rotated_;
 }
 
 std::uint64_t DeadLetterFile::written() const {

@@ -9,6 +9,14 @@
 namespace llmq::telemetry {
 namespace {
 
+constexpr auto kJournalRotation = std::chrono::seconds(1);
+
+// The spool of a sink rolls its segments on the sink's own thread, never in a submit().
+SpoolOptions rolled_by_owner(SpoolOptions options) {
+  options.roll_in_append = false;
+  return options;
+}
+
 // What a record adds to a _bulk body, near enough to cap batches by bytes.
 std::size_t record_bytes(const SpoolRecord& r) {
   return r.doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).size() + r.id.size() +
@@ -19,8 +27,9 @@ std::size_t record_bytes(const SpoolRecord& r) {
 
 ElasticSink::ElasticSink(ElasticSinkOptions options)
     : options_(std::move(options)),
-      spool_(options_.spool),
-      dead_letter_(options_.dead_letter_path),
+      spool_(rolled_by_owner(options_.spool)),
+      journal_(options_.spool.dir / "journal"),
+      dead_letter_(options_.dead_letter_path, options_.dead_letter_max_bytes),
       client_(options_.elastic),
       worker_([this] { run(); }) {}
 
@@ -32,6 +41,11 @@ void ElasticSink::submit(std::string stream, std::string id, nlohmann::json docu
   {
     std::lock_guard lock(mutex_);
     if (!closing_ && queue_.size() < options_.queue_cap) {
+      try {
+        pending.journal_file = journal_.append(pending.record);
+      } catch (const std::exception& e) {  // still shipped; only a kill could lose it now
+        spdlog::error("journal: document {} not written ahead: {}", pending.record.id, e.what());
+      }
       queued_bytes_ += pending.bytes;
       queue_.push_back(std::move(pending));
       work_cv_.notify_one();
@@ -63,6 +77,7 @@ void ElasticSink::close() {
   if (worker_.joinable()) worker_.join();
   spill_queue();
   spool_.sync();
+  journal_.rotate();  // everything is settled now: the journal empties
   std::lock_guard lock(mutex_);
   closed_ = true;
   idle_cv_.notify_all();
@@ -80,15 +95,41 @@ bool ElasticSink::ready_locked(Clock::time_point now) const {
 }
 
 ElasticSink::Clock::time_point ElasticSink::wake_at_locked(Clock::time_point now) const {
-  if (queue_.empty()) return now + std::chrono::hours(1);  // a submit or flush notifies
-  return queue_.front().at + options_.batch_interval;
+  // At the latest when the journal is due a rotation (a submit or a flush notifies sooner).
+  const Clock::time_point chores = now + kJournalRotation;
+  if (queue_.empty()) return chores;
+  return std::min(chores, queue_.front().at + options_.batch_interval);
+}
+
+void ElasticSink::take_journal_leftovers() {
+  std::vector<SpoolRecord> left = journal_.leftovers();
+  if (!left.empty()) {
+    spdlog::warn("journal: {} documents of a process that did not end cleanly go to the spool",
+                 left.size());
+    to_spool(left);
+    spool_.sync();
+  }
+  journal_.drop_leftovers();
+}
+
+void ElasticSink::keep_disk() {
+  spool_.maintain();
+  const auto now = Clock::now();
+  if (now - rotated_at_ >= kJournalRotation) {
+    journal_.rotate();
+    rotated_at_ = now;
+  }
 }
 
 void ElasticSink::run() {
   name_this_thread("llmq-ship");
   lower_this_thread_priority(options_.nice, "the Elasticsearch shipper");
+  take_journal_leftovers();
   std::unique_lock lock(mutex_);
   while (!closing_) {
+    lock.unlock();
+    keep_disk();
+    lock.lock();
     const auto now = Clock::now();
     if (now < retry_at_) {
       // Backing off: what arrives meanwhile goes to the spool, behind what failed before it.
@@ -159,23 +200,30 @@ bool ElasticSink::replay_spool() {
 }
 
 bool ElasticSink::ship_queue() {
-  std::vector<SpoolRecord> batch;
+  Taken taken;
   {
     std::lock_guard lock(mutex_);
     std::size_t bytes = 0;
-    while (!queue_.empty() && batch.size() < options_.batch_documents &&
-           (batch.empty() || bytes < options_.batch_bytes)) {
+    while (!queue_.empty() && taken.records.size() < options_.batch_documents &&
+           (taken.records.empty() || bytes < options_.batch_bytes)) {
       bytes += queue_.front().bytes;
       queued_bytes_ -= queue_.front().bytes;
-      batch.push_back(std::move(queue_.front().record));
+      taken.records.push_back(std::move(queue_.front().record));
+      taken.journal_files.push_back(queue_.front().journal_file);
       queue_.pop_front();
     }
   }
-  if (batch.empty()) return true;
+  if (taken.records.empty()) return true;
   std::vector<SpoolRecord> failed;
-  if (ship(batch, &failed)) return true;
+  const bool ok = ship(taken.records, &failed);
   to_spool(failed);
-  return false;
+  settle(taken.journal_files);  // stored, dead-lettered or spooled: each is safe elsewhere now
+  return ok;
+}
+
+void ElasticSink::settle(const std::vector<std::uint64_t>& journal_files) {
+  for (std::uint64_t file : journal_files)
+    if (file != 0) journal_.settled(file);
 }
 
 // Sends one batch; stored and refused documents are settled here. True when none needs a
@@ -211,15 +259,20 @@ bool ElasticSink::ship(std::vector<SpoolRecord>& records, std::vector<SpoolRecor
 }
 
 void ElasticSink::spill_queue() {
-  std::vector<SpoolRecord> records;
+  Taken taken;
   {
     std::lock_guard lock(mutex_);
-    records.reserve(queue_.size());
-    for (auto& pending : queue_) records.push_back(std::move(pending.record));
+    taken.records.reserve(queue_.size());
+    for (auto& pending : queue_) {
+      taken.records.push_back(std::move(pending.record));
+      taken.journal_files.push_back(pending.journal_file);
+    }
     queue_.clear();
     queued_bytes_ = 0;
   }
-  if (!records.empty()) to_spool(records);
+  if (taken.records.empty()) return;
+  to_spool(taken.records);
+  settle(taken.journal_files);
 }
 
 void ElasticSink::to_spool(const std::vector<SpoolRecord>& records) {

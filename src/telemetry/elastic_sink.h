@@ -1,7 +1,8 @@
 // The EventSink that ships documents to Elasticsearch with `_bulk` create actions.
 //
-// Path of a document: submit() → bounded in-memory queue (past `queue_cap`: straight to the
-// spool) → a batch, sent when it reaches `batch_documents` or `batch_bytes`, or when its oldest
+// Path of a document: submit() → the journal (a write-ahead copy on disk, telemetry/journal.h,
+// so that a killed process loses none of what it held in memory) and a bounded in-memory queue
+// (past `queue_cap`: straight to the spool) → a batch, sent when it reaches `batch_documents` or `batch_bytes`, or when its oldest
 // document has waited `batch_interval` → stored (or already there: 409), dead-lettered (refused
 // for a reason a retry cannot fix), or retried. A failed batch (network error, timeout, 429,
 // 5xx) goes to the spool and the sink backs off, exponentially with full jitter. While anything
@@ -34,6 +35,7 @@
 #include "telemetry/dead_letter.h"
 #include "telemetry/elastic_client.h"
 #include "telemetry/event_sink.h"
+#include "telemetry/journal.h"
 #include "telemetry/spool.h"
 
 namespace llmq::telemetry {
@@ -42,6 +44,7 @@ struct ElasticSinkOptions {
   ElasticConfig elastic;
   SpoolOptions spool;
   std::filesystem::path dead_letter_path;  // e.g. <spool dir>/../dead-letter.ndjson
+  std::uint64_t dead_letter_max_bytes = 64ull << 20;  // then it rotates (DeadLetterFile)
   std::size_t queue_cap = 10000;           // documents held in memory before the spool
   std::size_t batch_documents = 500;
   std::size_t batch_bytes = 5u << 20;
@@ -83,6 +86,12 @@ class ElasticSink final : public EventSink {
     SpoolRecord record;
     std::size_t bytes;
     Clock::time_point at;
+    std::uint64_t journal_file = 0;  // its write-ahead copy's file; 0: none
+  };
+  // Records taken from the queue, with the journal files to settle once they are.
+  struct Taken {
+    std::vector<SpoolRecord> records;
+    std::vector<std::uint64_t> journal_files;
   };
 
   void run();
@@ -93,11 +102,15 @@ class ElasticSink final : public EventSink {
   bool ship_queue();
   bool ship(std::vector<SpoolRecord>& records, std::vector<SpoolRecord>* failed);
   void spill_queue();
+  void settle(const std::vector<std::uint64_t>& journal_files);
+  void keep_disk();  // the worker's disk chores: journal rotation, spool rolling
+  void take_journal_leftovers();
   void to_spool(const std::vector<SpoolRecord>& records);
   std::chrono::milliseconds next_backoff();
 
   ElasticSinkOptions options_;
   Spool spool_;
+  Journal journal_;
   DeadLetterFile dead_letter_;
   ElasticClient client_;  // the worker's only
 
@@ -113,6 +126,7 @@ class ElasticSink final : public EventSink {
   Clock::time_point retry_at_{};     // backing off until then
   int attempt_ = 0;                  // consecutive failures (worker only)
   bool prepared_ = false;            // options_.prepare succeeded (worker only)
+  Clock::time_point rotated_at_{};   // the journal's last rotation (worker only)
   std::mt19937_64 rng_{std::random_device{}()};  // worker only
 
   std::atomic<std::uint64_t> stored_{0}, dead_lettered_{0}, spooled_{0}, failed_batches_{0}, lost_{0};

@@ -5,7 +5,9 @@ target_sources(llmq_core PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/elastic_client.cpp
   ${CMAKE_CURRENT_LIST_DIR}/elastic_sink.cpp
   ${CMAKE_CURRENT_LIST_DIR}/index_templates.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/journal.cpp
   ${CMAKE_CURRENT_LIST_DIR}/kibana_import.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/refusal_documents.cpp
   ${CMAKE_CURRENT_LIST_DIR}/request_document.cpp
   ${CMAKE_CURRENT_LIST_DIR}/runtime_reporter.cpp
   ${CMAKE_CURRENT_LIST_DIR}/sink_metrics.cpp

@@ -54,6 +54,7 @@ nlohmann::json request_document(const RequestRecord& r, const DocumentOrigin& or
   put_if(llmq, "ttft_ms", r.ttft_ms);
   put_if(llmq, "total_ms", r.total_ms);
   put_if(llmq, "decode_tokens_per_s", r.decode_tokens_per_s);
+  if (r.refusals_omitted > 0) llmq["refusals_omitted"] = r.refusals_omitted;
   nlohmann::json tokens = nlohmann::json::object();
   put_if(tokens, "prompt", r.prompt_tokens);
   put_if(tokens, "generated", r.generated_tokens);

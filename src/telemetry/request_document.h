@@ -48,6 +48,7 @@ struct RequestRecord {
   std::optional<std::int64_t> queue_ms, ttft_ms, total_ms;
   std::optional<std::int64_t> prompt_tokens, generated_tokens, cached_tokens;
   std::optional<double> decode_tokens_per_s;
+  std::uint64_t refusals_omitted = 0;  // refusals of its reason left out before it (RefusalDocuments)
 };
 
 nlohmann::json request_document(const RequestRecord& record, const DocumentOrigin& origin);

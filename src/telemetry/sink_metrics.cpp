@@ -21,9 +21,17 @@ void metric(std::string& out, const char* name, const char* help, const char* ty
 
 class SinkCollector final : public Collector {
  public:
-  SinkCollector(const Spool* spool, const ElasticSink* elastic) : spool_(spool), elastic_(elastic) {}
+  SinkCollector(const Spool* spool, const ElasticSink* elastic, const RefusalDocuments* refusals)
+      : spool_(spool), elastic_(elastic), refusals_(refusals) {}
 
   void collect(std::string& out) const override {
+    if (refusals_) {
+      metric(out, "llmq_request_documents_omitted_total",
+             "Refusals left without a request document of their own past the per-reason document "
+             "rate (each counted in llmq_requests_rejected_total and in the next document's "
+             "llmq.refusals_omitted).",
+             "counter", refusals_->omitted_total());
+    }
     if (spool_) {
       metric(out, "llmq_spool_documents", "Documents in the spool, waiting to be shipped.", "gauge",
              spool_->documents());
@@ -51,16 +59,17 @@ class SinkCollector final : public Collector {
  private:
   const Spool* spool_;
   const ElasticSink* elastic_;
+  const RefusalDocuments* refusals_;
 };
 
 }  // namespace
 
-std::unique_ptr<Collector> sink_collector(const EventSink& sink) {
+std::unique_ptr<Collector> sink_collector(const EventSink& sink, const RefusalDocuments* refusals) {
   if (const auto* elastic = dynamic_cast<const ElasticSink*>(&sink))
-    return std::make_unique<SinkCollector>(&elastic->spool(), elastic);
+    return std::make_unique<SinkCollector>(&elastic->spool(), elastic, refusals);
   if (const auto* spool = dynamic_cast<const SpoolSink*>(&sink))
-    return std::make_unique<SinkCollector>(&spool->spool(), nullptr);
-  return std::make_unique<SinkCollector>(nullptr, nullptr);
+    return std::make_unique<SinkCollector>(&spool->spool(), nullptr, refusals);
+  return std::make_unique<SinkCollector>(nullptr, nullptr, refusals);
 }
 
 }  // namespace llmq::telemetry

@@ -8,11 +8,14 @@
 
 #include "telemetry/event_sink.h"
 #include "telemetry/metrics.h"
+#include "telemetry/refusal_documents.h"
 
 namespace llmq::telemetry {
 
 // A collector over `sink` (an ElasticSink or a SpoolSink; another kind gives an empty
-// exposition). `sink` must outlive the registry the collector is added to.
-std::unique_ptr<Collector> sink_collector(const EventSink& sink);
+// exposition), and over the refusals left without a document, when given. Both must outlive the
+// registry the collector is added to.
+std::unique_ptr<Collector> sink_collector(const EventSink& sink,
+                                          const RefusalDocuments* refusals = nullptr);
 
 }  // namespace llmq::telemetry

@@ -143,6 +143,31 @@ void Spool::seal_locked() {
   open_seq_.reset();
 }
 
+void Spool::maintain() {
+  int sealed_fd = -1;
+  {
+    std::lock_guard lock(mutex_);
+    if (open_seq_ && segments_[*open_seq_].bytes >= options_.segment_bytes) {
+      sealed_fd = open_fd_;  // synced and closed below, outside the lock
+      open_fd_ = -1;
+      open_seq_.reset();
+    }
+  }
+  if (sealed_fd >= 0) {
+    ::fsync(sealed_fd);
+    ::close(sealed_fd);
+  }
+  // The next segment, ahead of the append that needs it (its creation syncs the directory).
+  std::lock_guard lock(mutex_);
+  if (!open_seq_) {
+    try {
+      open_segment_locked();
+    } catch (const std::exception&) {
+      // The next append opens it, and reports the error to its caller.
+    }
+  }
+}
+
 void Spool::append_locked(const SpoolRecord& record) {
   if (!open_seq_) open_segment_locked();
   nlohmann::json line = {{"stream", record.stream}, {"id", record.id}, {"doc", record.doc}};
@@ -160,7 +185,7 @@ void Spool::append_locked(const SpoolRecord& record) {
   Segment& segment = segments_[*open_seq_];
   segment.bytes += text.size();
   ++segment.records;
-  if (segment.bytes >= options_.segment_bytes) seal_locked();
+  if (options_.roll_in_append && segment.bytes >= options_.segment_bytes) seal_locked();
 }
 
 void Spool::enforce_cap_locked() {

@@ -40,6 +40,10 @@ struct SpoolOptions {
   std::filesystem::path dir;
   std::uint64_t segment_bytes = 8ull << 20;  // roll to a new segment past this size
   std::uint64_t max_bytes = 512ull << 20;    // drop oldest segments past this total
+  // Whether append() itself rolls a full segment (an fsync, a new file and a directory fsync).
+  // False: append() only writes, and whoever owns the spool calls maintain() on a thread of
+  // its own, so that a request's thread never waits on the disk (the sinks do this).
+  bool roll_in_append = true;
 };
 
 class Spool {
@@ -54,12 +58,17 @@ class Spool {
   void append(const std::vector<SpoolRecord>& records);
   void seal();  // closes the open segment (if it holds anything) so readers can take it
   void sync();  // fsyncs the open segment
+  // The disk work append() leaves to its owner when roll_in_append is false: rolls a segment
+  // past segment_bytes and opens the next one ahead of need. The fsyncs run outside the lock,
+  // so appends on other threads do not wait for them.
+  void maintain();
 
   // Oldest sealed segment, if any; the records of a segment in file order.
   std::optional<std::uint64_t> oldest_sealed() const;
   std::vector<SpoolRecord> read(std::uint64_t seq) const;
   void remove(std::uint64_t seq);  // no-op if it is already gone (dropped by the cap)
 
+  const std::filesystem::path& dir() const { return options_.dir; }
   bool empty() const;                        // no record anywhere, open segment included
   std::uint64_t documents() const;           // records held now
   std::uint64_t bytes() const;               // bytes on disk now

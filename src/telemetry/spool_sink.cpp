@@ -2,9 +2,30 @@
 
 #include <spdlog/spdlog.h>
 
-namespace llmq::telemetry {
+#include "telemetry/journal.h"
+#include "util/thread_priority.h"
 
-SpoolSink::SpoolSink(SpoolOptions options) : spool_(std::move(options)) {}
+namespace llmq::telemetry {
+namespace {
+
+SpoolOptions rolled_by_owner(SpoolOptions options) {
+  options.roll_in_append = false;
+  return options;
+}
+
+}  // namespace
+
+SpoolSink::SpoolSink(SpoolOptions options)
+    : spool_(rolled_by_owner(std::move(options))), keeper_([this] { keep_disk(); }) {
+  // An earlier run with Elasticsearch that did not end cleanly left its journal: into the spool
+  // with it, for the next run with a URL (or `llmq elastic replay`) to ship.
+  Journal journal(spool_.dir() / "journal");
+  std::vector<SpoolRecord> left = journal.leftovers();
+  if (left.empty()) return;
+  spool_.append(left);
+  spool_.sync();
+  journal.drop_leftovers();
+}
 
 SpoolSink::~SpoolSink() { close(); }
 
@@ -18,11 +39,31 @@ void SpoolSink::submit(std::string stream, std::string id, nlohmann::json docume
   }
 }
 
+void SpoolSink::keep_disk() {
+  name_this_thread("llmq-spool");
+  std::unique_lock lock(mutex_);
+  while (!closing_) {
+    lock.unlock();
+    spool_.maintain();
+    lock.lock();
+    wake_.wait_for(lock, std::chrono::milliseconds(200), [this] { return closing_; });
+  }
+}
+
 bool SpoolSink::flush(Clock::time_point /*deadline*/) {
   spool_.sync();
   return true;
 }
 
-void SpoolSink::close() { spool_.sync(); }
+void SpoolSink::close() {
+  {
+    std::lock_guard lock(mutex_);
+    if (closing_) return;
+    closing_ = true;
+  }
+  wake_.notify_all();
+  if (keeper_.joinable()) keeper_.join();
+  spool_.sync();
+}
 
 }  // namespace llmq::telemetry

@@ -2,9 +2,15 @@
 // spool, in the same format ElasticSink spools in, so a later run with an Elasticsearch URL and
 // the same spool directory ships them.
 //
-// Threading: submit() may be called from any thread (the spool has its own mutex); the append
-// is a buffered write, never a network wait. flush() and close() are for the owner.
+// Threading: submit() may be called from any thread (the spool has its own mutex); it is one
+// write(2) into the page cache, so a killed process loses nothing it was given. The disk's slow
+// work (an fsync and a new file when a segment is full) runs on the sink's own thread, so a
+// request's thread never waits for it. flush() and close() are for the owner.
 #pragma once
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 
 #include "telemetry/event_sink.h"
 #include "telemetry/spool.h"
@@ -23,7 +29,13 @@ class SpoolSink final : public EventSink {
   const Spool& spool() const { return spool_; }
 
  private:
+  void keep_disk();  // the thread: rolls full segments
+
   Spool spool_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool closing_ = false;
+  std::thread keeper_;  // last: started once the spool exists
 };
 
 }  // namespace llmq::telemetry

@@ -163,3 +163,39 @@ def test_openai_requests_are_documented_with_route_user_and_cached_tokens(llmq_f
     found = elastic.search(requests_stream(ns), {"query": {"bool": {"filter": [
         {"term": {"llmq.user": "end-user-7"}}, {"range": {"llmq.tokens.cached": {"gt": 0}}}]}}})
     assert [h["_id"] for h in found["hits"]["hits"]] == [ids[1][0]], found
+
+
+def test_a_killed_server_loses_no_document(llmq_factory, elastic, tmp_path):
+    """SIGKILL right after the answers, while their documents still wait in memory for the
+    next batch: the journal (a write-ahead copy) keeps them, and the next start ships each
+    exactly once. Before the journal, what sat in the in-memory queue died with the process."""
+    ns = new_namespace()
+    spool = tmp_path / "spool"
+    flags = dict(elastic_url=elastic.url, elastic_namespace=ns, spool_dir=spool,
+                 snapshot_interval_ms=60000)
+    srv = llmq_factory.start("first", **flags)
+    ids = []
+    for i in range(12):
+        r = httpx.post(srv.req_url, json={"prompt": f"Hi {i}", "max_tokens": 1, "stream": False},
+                       timeout=60)
+        assert r.status_code == 200, r.text
+        ids.append(r.json()["id"])
+    r = httpx.post(srv.req_url, json={"prompt": 7}, timeout=30)  # a refusal: documented too
+    ids.append(r.headers["x-request-id"])
+    srv.proc.kill()  # within the batch interval (1 s) of the last document
+    srv.proc.wait(10)
+    assert any(spool.glob("journal/journal-*.ndjson")), "the journal holds what was in memory"
+
+    again = llmq_factory.start("second", **flags)
+    stream = requests_stream(ns)
+    deadline = time.monotonic() + 60
+    got: collections.Counter = collections.Counter()
+    while time.monotonic() < deadline and not all(got.get(i) for i in ids):
+        time.sleep(0.5)
+        try:
+            got = elastic.ids(stream)
+        except httpx.HTTPStatusError:  # the stream is created by the first document shipped
+            continue
+    assert {i: got.get(i, 0) for i in ids} == {i: 1 for i in ids}, got
+    assert again.stop() == 0
+    assert not any(spool.glob("journal/journal-*.ndjson")), "a clean stop leaves no journal"

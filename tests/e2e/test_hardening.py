@@ -281,3 +281,30 @@ def test_forwarded_for_names_the_client_only_behind_a_trusted_proxy(llmq_factory
     assert failures_then_other(proxied) == 401, "another client behind the proxy is not blocked"
     direct = llmq_factory.start("direct", api_key=KEY)
     assert failures_then_other(direct) == 429, "a header from an untrusted peer is ignored"
+
+
+# ---- a flood of refusals --------------------------------------------------------------------
+
+def test_a_flood_of_refusals_is_counted_exactly_and_documented_at_a_bounded_rate(llmq_factory, tmp_path):
+    """500 malformed requests: every one in the metrics; their documents at the per-reason rate,
+    the next one saying how many were left out, so documents and counts still add up. Before,
+    each wrote a document to the spool on the I/O thread, pushing real ones out of its cap."""
+    spool = tmp_path / "spool"
+    srv = llmq_factory.start(spool_dir=spool, snapshot_interval_ms=60000)
+    t0 = time.monotonic()
+    with httpx.Client(timeout=10) as c:
+        for _ in range(500):
+            assert c.post(srv.req_url, content=b"{", headers={"content-type": "application/json"}).status_code == 400
+        time.sleep(0.2)  # the bucket refills a little
+        assert c.post(srv.req_url, content=b"{", headers={"content-type": "application/json"}).status_code == 400
+    elapsed = time.monotonic() - t0
+    m = scrape(srv.base_url)
+    assert m.get("llmq_requests_rejected_total", reason="invalid") == 501
+    omitted_metric = m.get("llmq_request_documents_omitted_total")
+    assert srv.stop() == 0
+    docs = [d for d in spooled_requests(spool).values() if d["llmq"].get("rejection_reason") == "invalid"]
+    omitted = sum(d["llmq"].get("refusals_omitted", 0) for d in docs)
+    # A burst of 200, then 20 a second (telemetry/refusal_documents.h).
+    assert len(docs) <= 200 + 20 * elapsed + 1, f"{len(docs)} documents in {elapsed:.1f} s"
+    assert len(docs) + omitted == 501, (len(docs), omitted)
+    assert omitted_metric == 501 - len(docs)

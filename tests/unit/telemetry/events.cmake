@@ -3,6 +3,7 @@
 target_sources(llmq_unit_tests PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/elastic_client_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/elastic_integration_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/journal_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/request_document_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/sink_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/spool_test.cpp
