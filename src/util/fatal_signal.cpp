@@ -9,10 +9,10 @@
 namespace llmq {
 namespace {
 
-char g_context[1024] = {};                             // written once, before any handler runs
+[[maybe_unused]] char g_context[1024] = {};                             // written once, before any handler runs
 std::atomic<const char*> g_phase{"starting"};          // a string literal
 
-void write_all(const char* text) {
+[[maybe_unused]] void write_all(const char* text) {
   std::size_t left = std::strlen(text);
   while (left > 0) {
     const ssize_t n = ::write(STDERR_FILENO, text, left);
@@ -22,7 +22,7 @@ void write_all(const char* text) {
   }
 }
 
-const char* signal_name(int sig) {
+[[maybe_unused]] const char* signal_name(int sig) {
   switch (sig) {
     case SIGSEGV: return "SIGSEGV";
     case SIGILL: return "SIGILL (an instruction this CPU does not have)";
@@ -33,7 +33,7 @@ const char* signal_name(int sig) {
 }
 
 // Only async-signal-safe calls: write(2), then the default action again.
-void on_fatal_signal(int sig) {
+[[maybe_unused]] void on_fatal_signal(int sig) {
   write_all("llmq: fatal ");
   write_all(signal_name(sig));
   write_all(" during ");
