@@ -9,6 +9,8 @@
 #include <fstream>
 #include <system_error>
 
+#include "util/write_all.h"
+
 namespace llmq::telemetry {
 namespace {
 
@@ -88,15 +90,7 @@ std::uint64_t Journal::append(const SpoolRecord& record) {
   text.push_back('\n');
   std::lock_guard lock(mutex_);
   if (open_fd_ < 0) open_file_locked();
-  std::size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::write(open_fd_, text.data() + done, text.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw std::system_error(errno, std::generic_category(), "journal write");
-    }
-    done += static_cast<std::size_t>(n);
-  }
+  write_all(open_fd_, text, "journal write");
   ++files_[open_seq_].outstanding;
   return open_seq_;
 }

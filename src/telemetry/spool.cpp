@@ -13,6 +13,8 @@
 #include <fstream>
 #include <system_error>
 
+#include "util/write_all.h"
+
 namespace llmq::telemetry {
 namespace {
 
@@ -48,18 +50,6 @@ void fsync_dir(const std::filesystem::path& dir) {
   if (fd >= 0) {
     ::fsync(fd);
     ::close(fd);
-  }
-}
-
-void write_all(int fd, const std::string& data) {
-  std::size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw std::system_error(errno, std::generic_category(), "spool write");
-    }
-    done += static_cast<std::size_t>(n);
   }
 }
 
@@ -175,7 +165,7 @@ void Spool::append_locked(const SpoolRecord& record) {
   std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   text.push_back('\n');
   try {
-    write_all(open_fd_, text);
+    write_all(open_fd_, text, "spool write");
   } catch (...) {
     // A partial line (disk full) must not be glued to the next record: later appends go to a
     // new segment, and this one ends in a torn line that readers skip.

@@ -36,17 +36,21 @@ def split_response(raw: bytes) -> tuple[str, dict[str, str], bytes]:
     return lines[0], headers, rest
 
 
+def head_then_get(port: int, head_route: str, get_route: str) -> tuple[str, dict[str, str], bytes]:
+    """HEAD then GET pipelined on one keep-alive connection: the HEAD answer's status line and
+    headers, and every byte after them."""
+    request = (f"HEAD {head_route} HTTP/1.1\r\nHost: x\r\n\r\n"
+               f"GET {get_route} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(request)
+        return split_response(read_until_closed(s))
+
+
 @pytest.mark.parametrize("route", GET_ROUTES + [f"/v1/models/{model_name()}"])
 def test_head_has_the_get_headers_and_no_body(server, route):
-    """HEAD then GET pipelined on one keep-alive connection: the HEAD answer carries the GET's
-    Content-Length and no body, so the next bytes are the GET's status line. A body after the
-    HEAD headers would be read as the start of the next response."""
-    request = (f"HEAD {route} HTTP/1.1\r\nHost: x\r\n\r\n"
-               f"GET {route} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").encode()
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
-        s.sendall(request)
-        raw = read_until_closed(s)
-    status, headers, rest = split_response(raw)
+    """The HEAD answer carries the GET's Content-Length and no body, so the next bytes are the
+    GET's status line. A body after the HEAD headers would be read as the next response."""
+    status, headers, rest = head_then_get(server.port, route, route)
     assert status.startswith("HTTP/1.1 200"), status
     assert rest.startswith(b"HTTP/1.1 200"), f"the HEAD answer had a body: {rest[:80]!r}"
     get_status, get_headers, get_body = split_response(rest)
@@ -58,12 +62,7 @@ def test_head_has_the_get_headers_and_no_body(server, route):
 
 
 def test_head_on_a_post_route_is_405_without_body(server):
-    request = (b"HEAD /api/v1/req HTTP/1.1\r\nHost: x\r\n\r\n"
-               b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
-        s.sendall(request)
-        raw = read_until_closed(s)
-    status, _, rest = split_response(raw)
+    status, _, rest = head_then_get(server.port, "/api/v1/req", "/healthz")
     assert status.startswith("HTTP/1.1 405"), status
     assert rest.startswith(b"HTTP/1.1 200"), f"the HEAD answer had a body: {rest[:80]!r}"
 
