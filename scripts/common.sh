@@ -16,7 +16,11 @@ install_debian_packages() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 # Our own C++ builds go through ccache when it is there, with its cache beside the others, so a
-# fresh clone (CI) recompiles only what changed.
+# fresh clone (CI) recompiles only what changed. Paths under the checkout are hashed relative to
+# it (CCACHE_BASEDIR, and not the working directory: CCACHE_NOHASHDIR), so a clone in another
+# folder hits the same entries.
 if command -v ccache >/dev/null; then
   export CMAKE_CXX_COMPILER_LAUNCHER=ccache CCACHE_DIR="$LLMQ_CACHE/ccache"
+  CCACHE_BASEDIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  export CCACHE_BASEDIR CCACHE_NOHASHDIR=1
 fi
