@@ -12,7 +12,6 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -22,8 +21,6 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 #include <cerrno>
-#include <map>
-#include <mutex>
 #include <sstream>
 #include <tuple>
 #include <variant>
@@ -238,40 +235,6 @@ Server::Server(asio::io_context& io, Handler& handler, ServerLimits limits,
                RefusalObserver on_refusal)
     : Server(io, handler, limits, ServerObserver{std::move(on_refusal), {}, {}}) {}
 
-// Each entry's stream is touched only on its connection's executor, where the connection also
-// removes it before the stream goes away; the mutex guards the map itself.
-struct Server::LiveConnections {
-  struct Entry {
-    asio::any_io_executor executor;
-    beast::tcp_stream* stream;
-  };
-  std::mutex mutex;
-  std::map<std::uint64_t, Entry> entries;
-  std::uint64_t next_id = 0;
-
-  // Registered for as long as it lives (a connection's coroutine frame).
-  class Registration {
-   public:
-    Registration(std::shared_ptr<LiveConnections> live, asio::any_io_executor executor,
-                 beast::tcp_stream& stream)
-        : live_(std::move(live)) {
-      std::lock_guard lock(live_->mutex);
-      id_ = live_->next_id++;
-      live_->entries.emplace(id_, Entry{std::move(executor), &stream});
-    }
-    ~Registration() {
-      std::lock_guard lock(live_->mutex);
-      live_->entries.erase(id_);
-    }
-    Registration(const Registration&) = delete;
-    Registration& operator=(const Registration&) = delete;
-
-   private:
-    std::shared_ptr<LiveConnections> live_;
-    std::uint64_t id_ = 0;
-  };
-};
-
 Server::Server(asio::io_context& io, Handler& handler, ServerLimits limits,
                ServerObserver observer)
     : io_(io),
@@ -312,19 +275,7 @@ void Server::stop() {
   acceptor_.close(ec);
 }
 
-void Server::close_connections() {
-  std::lock_guard lock(live_->mutex);
-  for (const auto& [id, entry] : live_->entries) {
-    asio::post(entry.executor, [live = live_, id = id] {
-      std::lock_guard inner(live->mutex);
-      const auto it = live->entries.find(id);
-      if (it == live->entries.end()) return;  // ended meanwhile
-      beast::error_code ignored;
-      it->second.stream->socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-      it->second.stream->socket().cancel(ignored);
-    });
-  }
-}
+void Server::close_connections() { live_->shut_all(); }
 
 asio::awaitable<void> Server::accept_loop() {
   while (acceptor_.is_open()) {

@@ -29,6 +29,7 @@
 
 #include "http/client_connections.h"
 #include "http/connection_gate.h"
+#include "http/live_connections.h"
 #include "http/request_reading.h"
 
 namespace llmq::http {
@@ -179,10 +180,7 @@ class Server {
   const std::string client_refusal_;            // the 429 of one past its client's limit
   const std::shared_ptr<ConnectionGate> gate_;  // open connections vs max_connections
   const std::shared_ptr<ClientConnections> clients_;  // each client's, vs its limit
-  // The connections being served, for close_connections(); shared with each connection's
-  // coroutine, whose frame may outlive the Server when the io_context is torn down.
-  struct LiveConnections;
-  const std::shared_ptr<LiveConnections> live_;
+  const std::shared_ptr<LiveConnections> live_;  // the connections served, for close_connections()
   asio::ip::tcp::acceptor acceptor_;
   int spare_fd_ = -1;  // held back so that a connection can be refused when none is left
 };
