@@ -37,15 +37,19 @@ ElasticSink::~ElasticSink() { close(); }
 
 void ElasticSink::submit(std::string stream, std::string id, nlohmann::json document) {
   Pending pending{SpoolRecord{std::move(stream), std::move(id), std::move(document)}, 0, Clock::now()};
-  pending.bytes = record_bytes(pending.record);
+  // Serialised once: the journal's line, and the measure of the document in a _bulk body.
+  const std::string line = Journal::line_of(pending.record);
+  pending.bytes = line.size() + 16;
+  std::uint64_t file = 0;
+  try {
+    file = journal_.append_line(line);  // outside the sink's lock: the shipper never waits on it
+  } catch (const std::exception& e) {  // still shipped; only a kill could lose it now
+    spdlog::error("journal: document {} not written ahead: {}", pending.record.id, e.what());
+  }
   {
     std::lock_guard lock(mutex_);
     if (!closing_ && queue_.size() < options_.queue_cap) {
-      try {
-        pending.journal_file = journal_.append(pending.record);
-      } catch (const std::exception& e) {  // still shipped; only a kill could lose it now
-        spdlog::error("journal: document {} not written ahead: {}", pending.record.id, e.what());
-      }
+      pending.journal_file = file;
       queued_bytes_ += pending.bytes;
       queue_.push_back(std::move(pending));
       work_cv_.notify_one();
@@ -54,6 +58,7 @@ void ElasticSink::submit(std::string stream, std::string id, nlohmann::json docu
   }
   // Full queue (Elasticsearch slower than the requests) or closed: the disk takes it.
   to_spool({std::move(pending.record)});
+  if (file != 0) journal_.settled(file);
 }
 
 bool ElasticSink::flush(Clock::time_point deadline) {

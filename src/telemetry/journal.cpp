@@ -84,13 +84,17 @@ void Journal::open_file_locked() {
   files_[seq].open = true;
 }
 
-std::uint64_t Journal::append(const SpoolRecord& record) {
+std::string Journal::line_of(const SpoolRecord& record) {
   const nlohmann::json line = {{"stream", record.stream}, {"id", record.id}, {"doc", record.doc}};
   std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   text.push_back('\n');
+  return text;
+}
+
+std::uint64_t Journal::append_line(const std::string& line) {
   std::lock_guard lock(mutex_);
   if (open_fd_ < 0) open_file_locked();
-  write_all(open_fd_, text, "journal write");
+  write_all(open_fd_, line, "journal write");
   ++files_[open_seq_].outstanding;
   return open_seq_;
 }

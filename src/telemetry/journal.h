@@ -38,7 +38,11 @@ class Journal {
   void drop_leftovers();
 
   // Writes the record; returns the file it went to, for settled(). Throws on a write error.
-  std::uint64_t append(const SpoolRecord& record);
+  std::uint64_t append(const SpoolRecord& record) { return append_line(line_of(record)); }
+  // The same with the record already serialised by line_of().
+  std::uint64_t append_line(const std::string& line);
+  // A record as one journal line, newline included.
+  static std::string line_of(const SpoolRecord& record);
   // `count` records of `file` are settled.
   void settled(std::uint64_t file, std::size_t count = 1);
   // Starts a new file when the open one holds anything, and deletes rotated files whose records
