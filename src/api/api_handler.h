@@ -47,8 +47,8 @@ struct ApiOptions {
 
 // What the handler shares with the process that runs it.
 struct ServiceState {
-  explicit ServiceState(JobQueue& q) : queue(q) {}
-  JobQueue& queue;                             // LLM_INFERENCE
+  explicit ServiceState(JobProducer& q) : queue(q) {}
+  JobProducer& queue;                             // LLM_INFERENCE
   std::atomic<const Engine*> engine{nullptr};  // set once the model is loaded: ready from then
   std::atomic<bool> draining{false};           // shutting down: refuse new work
 };

@@ -11,7 +11,7 @@ std::int64_t ms_since(Clock::time_point from, Clock::time_point now) {
 
 }  // namespace
 
-JobFollower::JobFollower(JobPtr job, std::shared_ptr<EventChannel> channel, JobQueue& queue,
+JobFollower::JobFollower(JobPtr job, std::shared_ptr<EventChannel> channel, JobProducer& queue,
                          std::chrono::milliseconds ping_interval)
     : job_(std::move(job)),
       channel_(std::move(channel)),
@@ -71,6 +71,8 @@ void JobFollower::abandon() {
   // worker holds it and ends it (scheduler: at its start, or at the next decode step).
   if (queue_.remove(job_->id()))
     job_->emit(ErrorEvent{"cancelled", "every client of this request left while it waited"});
+  else
+    queue_.stop(*job_);
 }
 
 }  // namespace llmq

@@ -18,7 +18,7 @@ namespace llmq {
 
 class JobFollower {
  public:
-  JobFollower(JobPtr job, std::shared_ptr<EventChannel> channel, JobQueue& queue,
+  JobFollower(JobPtr job, std::shared_ptr<EventChannel> channel, JobProducer& queue,
               std::chrono::milliseconds ping_interval);
 
   // The `queued` event that opens every stream.
@@ -40,7 +40,7 @@ class JobFollower {
 
   JobPtr job_;
   std::shared_ptr<EventChannel> channel_;
-  JobQueue& queue_;
+  JobProducer& queue_;
   const std::chrono::milliseconds ping_interval_;
   Clock::time_point last_event_;   // when the client was last sent something
   Clock::time_point started_at_;   // when the worker took the job

@@ -71,8 +71,9 @@ std::unique_ptr<telemetry::EventSink> make_document_sink(const ServeConfig& conf
 // The model and its worker, loaded off the I/O threads so /healthz and /readyz answer meanwhile.
 class Inference {
  public:
-  Inference(const ServeConfig& config, ServiceState& state, telemetry::ServiceMetrics& metrics)
-      : config_(config), state_(state), metrics_(metrics) {}
+  Inference(const ServeConfig& config, ServiceState& state, JobConsumer& jobs,
+            telemetry::ServiceMetrics& metrics)
+      : config_(config), state_(state), jobs_(jobs), metrics_(metrics) {}
 
   // Loads in the background; on failure calls `on_failure` (from the loader thread).
   void load(std::function<void()> on_failure) {
@@ -91,7 +92,7 @@ class Inference {
         set_fatal_signal_phase("serving");
         spdlog::info("warm-up: {} tokens in {} decodes over {} slots, {:.0f} ms", warm.tokens,
                      warm.decodes, config_.slots, warm.ms);
-        scheduler_ = std::make_unique<Scheduler>(*engine_, state_.queue,
+        scheduler_ = std::make_unique<Scheduler>(*engine_, jobs_,
                                                  SchedulerOptions{.worker_id = worker_id(), .metrics = &metrics_,
                                                                   .max_attempts = config_.max_attempts,
                                                                   .nice = config_.worker_nice,
@@ -125,6 +126,7 @@ class Inference {
  private:
   const ServeConfig& config_;
   ServiceState& state_;
+  JobConsumer& jobs_;  // where the scheduler takes its jobs
   telemetry::ServiceMetrics& metrics_;
   std::unique_ptr<LlamaEngine> engine_;   // set by the loader thread
   std::unique_ptr<Scheduler> scheduler_;  // set by the loader thread
@@ -414,7 +416,7 @@ int run_serve(const ServeConfig& config) {
     spdlog::info("API keys required on /api/v1/req: {} key(s)", api_keys.size());
 
   int exit_code = 0;
-  Inference inference(config, state, metrics);
+  Inference inference(config, state, queue, metrics);
   metrics.watch_slots([&inference] { return inference.busy_slots(); },
                       [&inference] { return inference.total_slots(); });
   telemetry::RuntimeReporter reporter(

@@ -72,7 +72,7 @@ struct Scheduler::Slot {
   bool prefilling() const { return prompt_done < job->request().prompt_tokens.size(); }
 };
 
-Scheduler::Scheduler(Engine& engine, JobQueue& queue, SchedulerOptions options)
+Scheduler::Scheduler(Engine& engine, JobConsumer& queue, SchedulerOptions options)
     : engine_(engine), queue_(queue), options_(std::move(options)) {
   if (options_.metrics != nullptr) model_metrics_ = &options_.metrics->model(engine_.info().name);
   for (std::int32_t i = 0; i < engine_.slots(); ++i) {

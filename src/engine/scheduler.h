@@ -54,7 +54,7 @@ struct SchedulerOptions {
 
 class Scheduler {
  public:
-  Scheduler(Engine& engine, JobQueue& queue, SchedulerOptions options);
+  Scheduler(Engine& engine, JobConsumer& queue, SchedulerOptions options);
   ~Scheduler();  // stops and joins
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
@@ -97,7 +97,7 @@ class Scheduler {
   JobPtr release(Slot& slot);
 
   Engine& engine_;                          // the model and its context (this thread's)
-  JobQueue& queue_;                         // where jobs come from
+  JobConsumer& queue_;                         // where jobs come from
   const SchedulerOptions options_;
   telemetry::ModelMetrics* model_metrics_ = nullptr;  // this model's instruments, or null
   std::vector<std::unique_ptr<Slot>> slots_;  // one per engine sequence; run() thread only

@@ -16,17 +16,20 @@
 
 namespace llmq {
 
-class InProcessQueue final : public JobQueue {
+class InProcessQueue final : public JobProducer, public JobConsumer {
  public:
   explicit InProcessQueue(std::int64_t capacity);
 
   PushResult push(JobPtr job) override;
   std::optional<JobPtr> pop(std::chrono::milliseconds timeout) override;
   bool remove(const std::string& job_id) override;
+  // In one process the job's own flag reaches the scheduler: nothing more to send.
+  void stop(const Job&) override {}
   std::optional<std::int64_t> position(const std::string& job_id) const override;
   std::int64_t depth() const override;
   std::int64_t capacity() const override { return capacity_; }
-  void close() override;
+  // Refuses further pushes and wakes every pop; jobs still waiting stay poppable.
+  void close();
 
  private:
   struct Entry {

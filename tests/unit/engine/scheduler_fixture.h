@@ -68,7 +68,7 @@ struct Submitted {
   std::shared_ptr<RecordingSink> sink;
 };
 
-inline Submitted submit(JobQueue& q, const std::string& id, std::string prompt, int max_tokens,
+inline Submitted submit(JobProducer& q, const std::string& id, std::string prompt, int max_tokens,
                  std::vector<std::string> stop = {},
                  std::optional<Clock::time_point> deadline = std::nullopt) {
   ValidatedRequest r;

@@ -6,64 +6,37 @@
 #include <thread>
 #include <vector>
 
+#include "queue_contract.h"
+
 namespace llmq {
 namespace {
 
-class NullSink final : public JobSink {
- public:
-  void on_event(JobEvent) override {}
-};
-
-JobPtr make_job(const std::string& id) {
-  return std::make_shared<Job>(id, ValidatedRequest{}, std::nullopt, std::make_shared<NullSink>());
-}
-
+using contract::make_job;
 using std::chrono::milliseconds;
 
-TEST(InProcessQueue, PopsInArrivalOrder) {
-  InProcessQueue q(10);
-  for (const char* id : {"a", "b", "c"}) ASSERT_EQ(q.push(make_job(id)), PushResult::accepted);
-  EXPECT_EQ((*q.pop(milliseconds(0)))->id(), "a");
-  EXPECT_EQ((*q.pop(milliseconds(0)))->id(), "b");
-  EXPECT_EQ((*q.pop(milliseconds(0)))->id(), "c");
-  EXPECT_FALSE(q.pop(milliseconds(0)).has_value());
-}
+// Both sides are one object; what it reports is current at once.
+class InProcessHarness {
+ public:
+  explicit InProcessHarness(std::int64_t capacity) : queue_(capacity) {}
+  JobProducer& producer() { return queue_; }
+  JobConsumer& consumer() { return queue_; }
+  void settle() {}
 
-TEST(InProcessQueue, RefusesAtCapacity) {
-  InProcessQueue q(2);
-  EXPECT_EQ(q.push(make_job("a")), PushResult::accepted);
-  EXPECT_EQ(q.push(make_job("b")), PushResult::accepted);
-  EXPECT_EQ(q.push(make_job("c")), PushResult::full);
-  EXPECT_EQ(q.depth(), 2);
-  q.pop(milliseconds(0));
-  EXPECT_EQ(q.push(make_job("c")), PushResult::accepted);
-}
+ private:
+  InProcessQueue queue_;
+};
+
+}  // namespace
+
+namespace contract {
+INSTANTIATE_TYPED_TEST_SUITE_P(InProcess, QueueContract, InProcessHarness);
+}  // namespace contract
+
+namespace {
 
 TEST(InProcessQueue, ZeroCapacityRefusesEverything) {
   InProcessQueue q(0);
   EXPECT_EQ(q.push(make_job("a")), PushResult::full);
-}
-
-TEST(InProcessQueue, PositionCountsJobsAheadAndFollowsRemovals) {
-  InProcessQueue q(10);
-  for (const char* id : {"a", "b", "c", "d"}) q.push(make_job(id));
-  EXPECT_EQ(q.position("a"), 0);
-  EXPECT_EQ(q.position("d"), 3);
-  EXPECT_TRUE(q.remove("b"));
-  EXPECT_EQ(q.position("c"), 1);
-  EXPECT_EQ(q.position("d"), 2);
-  q.pop(milliseconds(0));  // a
-  EXPECT_EQ(q.position("c"), 0);
-  EXPECT_EQ(q.position("a"), std::nullopt);
-  EXPECT_EQ(q.position("b"), std::nullopt);
-}
-
-TEST(InProcessQueue, RemoveOfUnknownOrTakenJobIsFalse) {
-  InProcessQueue q(10);
-  q.push(make_job("a"));
-  EXPECT_FALSE(q.remove("zzz"));
-  q.pop(milliseconds(0));
-  EXPECT_FALSE(q.remove("a"));
 }
 
 TEST(InProcessQueue, PopWaitsForAPush) {
