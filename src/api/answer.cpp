@@ -119,7 +119,8 @@ awaitable<void> openai_stream(JobFollower& follower, EventChannel& channel,
     JobEvent event = co_await follower.next();
     note_event(record, event);
     std::string frame;
-    if (std::holds_alternative<QueuedEvent>(event) || std::holds_alternative<PingEvent>(event)) {
+    if (std::holds_alternative<QueuedEvent>(event) || std::holds_alternative<PingEvent>(event) ||
+        std::holds_alternative<LoadingEvent>(event)) {
       frame = openai::Completion::ping();
     } else if (std::holds_alternative<StartedEvent>(event)) {
       if (!std::exchange(opened, true)) frame = completion.opening();

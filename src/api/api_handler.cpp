@@ -379,6 +379,12 @@ std::variant<JobPtr, http::Response> ApiHandler::queue_job(
                                                         std::chrono::milliseconds(timeout_ms));
     if (refusal) return refuse({refusal->status, refusal->code, refusal->message, {}}, refusal->retry_after_s);
   }
+  // The seed is fixed here, at admission: a job that runs again (a worker that died under it)
+  // then samples the same tokens, and what its client already has stays true.
+  if (!validated.params.sampling.seed) {
+    thread_local std::mt19937 seeds{std::random_device{}()};
+    validated.params.sampling.seed = static_cast<std::uint32_t>(seeds() % 0xFFFFFFFFu);  // not llama.cpp's "random"
+  }
   auto job = std::make_shared<Job>(new_request_id(), std::move(validated), deadline, std::move(sink));
 
   switch (state_.queue.push(job)) {

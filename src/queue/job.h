@@ -30,8 +30,10 @@ class JobSink {
 
 class Job {
  public:
+  // `arrived`: when the gateway admitted it (a worker gives the admission time it was sent);
+  // default now.
   Job(std::string id, ValidatedRequest request, std::optional<Clock::time_point> deadline,
-      std::shared_ptr<JobSink> sink);
+      std::shared_ptr<JobSink> sink, std::optional<Clock::time_point> arrived = std::nullopt);
 
   const std::string& id() const { return id_; }
   const ValidatedRequest& request() const { return request_; }

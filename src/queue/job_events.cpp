@@ -12,6 +12,7 @@ using json = nlohmann::ordered_json;
 struct NameOf {
   const char* operator()(const QueuedEvent&) const { return "queued"; }
   const char* operator()(const PingEvent&) const { return "ping"; }
+  const char* operator()(const LoadingEvent&) const { return "loading"; }
   const char* operator()(const StartedEvent&) const { return "started"; }
   const char* operator()(const TokenEvent&) const { return "token"; }
   const char* operator()(const DoneEvent&) const { return "done"; }
@@ -29,6 +30,7 @@ struct JsonOf {
     if (e.running) return {{"running", true}, {"position", 0}, {"waited_ms", e.waited_ms}};
     return {{"position", e.position}, {"waited_ms", e.waited_ms}};
   }
+  json operator()(const LoadingEvent& e) const { return {{"model", e.model}}; }
   json operator()(const StartedEvent& e) const {
     return {{"worker", e.worker}, {"queue_ms", e.queue_ms}, {"attempt", e.attempt}};
   }

@@ -22,6 +22,11 @@ struct PingEvent {
   std::int64_t waited_ms;   // time in the queue so far (waiting), or since start (running)
 };
 
+// The job's model is being loaded into memory (a cold model in a warm pool): the wait is longer.
+struct LoadingEvent {
+  std::string model;
+};
+
 struct StartedEvent {
   std::string worker;       // worker id
   std::int64_t queue_ms;    // time spent waiting
@@ -58,7 +63,8 @@ struct ErrorEvent {
   std::string message;
 };
 
-using JobEvent = std::variant<QueuedEvent, PingEvent, StartedEvent, TokenEvent, DoneEvent, ErrorEvent>;
+using JobEvent =
+    std::variant<QueuedEvent, PingEvent, LoadingEvent, StartedEvent, TokenEvent, DoneEvent, ErrorEvent>;
 
 // The name of the SSE event for each alternative ("queued", "ping", ...).
 const char* event_name(const JobEvent& event);

@@ -1,0 +1,212 @@
+#include "queue/wire.h"
+
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <utility>
+
+namespace llmq {
+namespace {
+
+using json = nlohmann::json;
+
+// Every field is checked for its type; nlohmann's own exceptions would name no field.
+class Reader {
+ public:
+  explicit Reader(const json& object) : object_(object) {}
+
+  template <class T>
+  T get(const char* name) const {
+    const auto it = object_.find(name);
+    if (it == object_.end()) throw std::invalid_argument(std::string("missing field ") + name);
+    return as<T>(*it, name);
+  }
+  template <class T>
+  std::optional<T> optional(const char* name) const {
+    const auto it = object_.find(name);
+    if (it == object_.end() || it->is_null()) return std::nullopt;
+    return as<T>(*it, name);
+  }
+  const json& object(const char* name) const {
+    const auto it = object_.find(name);
+    if (it == object_.end() || !it->is_object())
+      throw std::invalid_argument(std::string("field ") + name + " is not an object");
+    return *it;
+  }
+
+ private:
+  template <class T>
+  static T as(const json& value, const char* name) {
+    const bool ok = [&] {
+      if constexpr (std::is_same_v<T, std::string>) return value.is_string();
+      else if constexpr (std::is_same_v<T, bool>) return value.is_boolean();
+      else if constexpr (std::is_floating_point_v<T>) return value.is_number();
+      else if constexpr (std::is_unsigned_v<T>) return value.is_number_unsigned();
+      else return value.is_number_integer();
+    }();
+    if (!ok) throw std::invalid_argument(std::string("field ") + name + " has the wrong type");
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+      const bool fits = value.is_number_unsigned()
+                            ? value.get<std::uint64_t>() <= static_cast<std::uint64_t>(std::numeric_limits<T>::max())
+                            : std::in_range<T>(value.get<std::int64_t>());
+      if (!fits) throw std::invalid_argument(std::string("field ") + name + " is out of range");
+    }
+    return value.get<T>();
+  }
+
+  const json& object_;
+};
+
+json sampling_json(const SamplingParams& s) {
+  json out{{"temperature", s.temperature},
+           {"presence_penalty", s.presence_penalty},
+           {"frequency_penalty", s.frequency_penalty}};
+  if (s.top_p) out["top_p"] = *s.top_p;
+  if (s.top_k) out["top_k"] = *s.top_k;
+  if (s.seed) out["seed"] = *s.seed;
+  return out;
+}
+
+SamplingParams read_sampling(const Reader& r) {
+  SamplingParams s;
+  s.temperature = r.get<double>("temperature");
+  s.presence_penalty = r.get<double>("presence_penalty");
+  s.frequency_penalty = r.get<double>("frequency_penalty");
+  s.top_p = r.optional<double>("top_p");
+  s.top_k = r.optional<std::int32_t>("top_k");
+  s.seed = r.optional<std::uint32_t>("seed");
+  return s;
+}
+
+template <class Parse>
+auto decoded(std::string_view bytes, Parse parse) -> std::variant<decltype(parse(json{})), std::string> {
+  try {
+    const json doc = json::parse(bytes);
+    if (!doc.is_object()) return std::string("not a JSON object");
+    return parse(doc);
+  } catch (const std::exception& e) {
+    return std::string(e.what());
+  }
+}
+
+}  // namespace
+
+std::string encode_work(const WorkItem& w) {
+  const ParsedRequest& p = w.request.params;
+  json out{{"v", 1},
+           {"id", w.id},
+           {"model", w.request.model},
+           {"prompt_tokens", w.request.prompt_tokens},
+           {"max_tokens", p.max_tokens},
+           {"sampling", sampling_json(p.sampling)},
+           {"stop", p.stop},
+           {"arrived_unix_ms", w.arrived_unix_ms},
+           {"reply_to", w.reply_to}};
+  if (w.deadline_unix_ms) out["deadline_unix_ms"] = *w.deadline_unix_ms;
+  if (w.keep_alive_ms) out["keep_alive_ms"] = *w.keep_alive_ms;
+  return out.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::variant<WorkItem, std::string> decode_work(std::string_view bytes) {
+  return decoded(bytes, [](const json& doc) {
+    const Reader r(doc);
+    if (r.get<int>("v") != 1) throw std::invalid_argument("unknown version");
+    WorkItem w;
+    w.id = r.get<std::string>("id");
+    w.request.model = r.get<std::string>("model");
+    const json& tokens = doc.at("prompt_tokens");
+    if (!tokens.is_array() || tokens.empty())
+      throw std::invalid_argument("field prompt_tokens is not a non-empty array");
+    for (const json& t : tokens) {
+      if (!t.is_number_integer() || t.get<std::int64_t>() < 0 || t.get<std::int64_t>() > INT32_MAX)
+        throw std::invalid_argument("field prompt_tokens holds a value that is not a token");
+      w.request.prompt_tokens.push_back(t.get<Token>());
+    }
+    ParsedRequest& p = w.request.params;
+    p.model = w.request.model;
+    p.max_tokens = r.get<std::int32_t>("max_tokens");
+    if (p.max_tokens < 1) throw std::invalid_argument("field max_tokens is out of range");
+    p.sampling = read_sampling(Reader(r.object("sampling")));
+    const json& stop = doc.at("stop");
+    if (!stop.is_array()) throw std::invalid_argument("field stop is not an array");
+    for (const json& s : stop) {
+      if (!s.is_string() || s.get<std::string>().empty())
+        throw std::invalid_argument("field stop holds a value that is not a stop string");
+      p.stop.push_back(s.get<std::string>());
+    }
+    w.arrived_unix_ms = r.get<std::int64_t>("arrived_unix_ms");
+    w.deadline_unix_ms = r.optional<std::int64_t>("deadline_unix_ms");
+    w.keep_alive_ms = r.optional<std::int64_t>("keep_alive_ms");
+    w.reply_to = r.get<std::string>("reply_to");
+    if (w.id.empty() || w.request.model.empty() || w.reply_to.empty())
+      throw std::invalid_argument("id, model and reply_to must not be empty");
+    return w;
+  });
+}
+
+namespace {
+
+struct EventData {
+  json operator()(const QueuedEvent& e) const { return {{"position", e.position}, {"queue_depth", e.queue_depth}}; }
+  json operator()(const PingEvent&) const { return json::object(); }
+  json operator()(const LoadingEvent& e) const { return {{"model", e.model}}; }
+  json operator()(const StartedEvent& e) const {
+    return {{"worker", e.worker}, {"queue_ms", e.queue_ms}, {"attempt", e.attempt}};
+  }
+  json operator()(const TokenEvent& e) const { return {{"i", e.index}, {"text", e.text}}; }
+  json operator()(const DoneEvent& e) const {
+    return {{"finish_reason", e.finish_reason},
+            {"prompt_tokens", e.usage.prompt_tokens},
+            {"completion_tokens", e.usage.completion_tokens},
+            {"cached_tokens", e.usage.cached_tokens},
+            {"queue_ms", e.timings.queue_ms},
+            {"ttft_ms", e.timings.ttft_ms},
+            {"total_ms", e.timings.total_ms},
+            {"decode_tokens_per_s", e.timings.decode_tokens_per_s}};
+  }
+  json operator()(const ErrorEvent& e) const { return {{"code", e.code}, {"message", e.message}}; }
+};
+
+JobEvent read_event(const std::string& name, const Reader& d) {
+  if (name == "loading") return LoadingEvent{d.get<std::string>("model")};
+  if (name == "started")
+    return StartedEvent{d.get<std::string>("worker"), d.get<std::int64_t>("queue_ms"), d.get<int>("attempt")};
+  if (name == "token") return TokenEvent{d.get<std::int64_t>("i"), d.get<std::string>("text"), {}};
+  if (name == "done") {
+    DoneEvent e;
+    e.finish_reason = d.get<std::string>("finish_reason");
+    e.usage = {d.get<std::int64_t>("prompt_tokens"), d.get<std::int64_t>("completion_tokens"),
+               d.get<std::int64_t>("cached_tokens")};
+    e.timings = {d.get<std::int64_t>("queue_ms"), d.get<std::int64_t>("ttft_ms"),
+                 d.get<std::int64_t>("total_ms"), d.get<double>("decode_tokens_per_s")};
+    return e;
+  }
+  if (name == "error") return ErrorEvent{d.get<std::string>("code"), d.get<std::string>("message")};
+  throw std::invalid_argument("event " + name + " does not travel from a worker");
+}
+
+}  // namespace
+
+std::string encode_event(const WireEvent& e) {
+  const json out{{"id", e.job_id},
+                 {"attempt", e.attempt},
+                 {"seq", e.seq},
+                 {"event", event_name(e.event)},
+                 {"data", std::visit(EventData{}, e.event)}};
+  return out.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::variant<WireEvent, std::string> decode_event(std::string_view bytes) {
+  return decoded(bytes, [](const json& doc) {
+    const Reader r(doc);
+    WireEvent e;
+    e.job_id = r.get<std::string>("id");
+    e.attempt = r.get<int>("attempt");
+    e.seq = r.get<std::int64_t>("seq");
+    if (e.attempt < 1 || e.seq < 0) throw std::invalid_argument("attempt or seq out of range");
+    e.event = read_event(r.get<std::string>("event"), Reader(r.object("data")));
+    return e;
+  });
+}
+
+}  // namespace llmq
