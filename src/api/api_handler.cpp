@@ -220,20 +220,21 @@ http::Response ApiHandler::models(const http::Request& request, std::string_view
     count_rejection(r.status == 401 ? "unauthorized" : "auth_throttled");
     return refuse({r.status, r.code, r.message, {}}, r.retry_after_s);
   }
-  const Engine* engine = state_.engine.load();
-  if (engine == nullptr) return refuse({503, "not_ready", "the model is still loading", {}}, 1);
-  const ModelInfo& model = engine->info();
+  const ModelCatalog* catalog = state_.models.load();
+  if (catalog == nullptr) return refuse({503, "not_ready", "the model is still loading", {}}, 1);
   if (target == "/v1/models") {
-    return http::json_response(bhttp::status::ok, openai::model_list_json(model, started_unix_),
+    return http::json_response(bhttp::status::ok, openai::model_list_json(*catalog, started_unix_),
                                keep_alive);
   }
   const std::string_view id = target.substr(std::string_view("/v1/models/").size());
-  if (id != model.name) {
+  const ServedModel* model = catalog->find(id);
+  if (model == nullptr) {
     return refuse({404, "model_not_found", "model '" + std::string(id) + "' is not served here",
                    std::string("model")},
                   0);
   }
-  return http::json_response(bhttp::status::ok, openai::model_json(model, started_unix_), keep_alive);
+  return http::json_response(bhttp::status::ok, openai::model_json(*catalog, *model, started_unix_),
+                             keep_alive);
 }
 
 http::Response ApiHandler::readiness(bool keep_alive) const {
@@ -242,7 +243,7 @@ http::Response ApiHandler::readiness(bool keep_alive) const {
         http::json_response(bhttp::status::service_unavailable, R"({"status":"draining"})",
                             keep_alive), 5);
   }
-  if (state_.engine.load() == nullptr) {
+  if (state_.models.load() == nullptr) {
     return with_retry_after(
         http::json_response(bhttp::status::service_unavailable, R"({"status":"loading"})",
                             keep_alive), 1);
@@ -315,7 +316,7 @@ std::variant<ApiHandler::Admitted, http::Response> ApiHandler::admit(
   if (state_.draining.load()) {
     return refuse({503, "shutting_down", "the server is shutting down", {}}, 5);
   }
-  if (state_.engine.load() == nullptr) return refuse({503, "not_ready", "the model is still loading", {}}, 1);
+  if (state_.models.load() == nullptr) return refuse({503, "not_ready", "the model is still loading", {}}, 1);
 
   Admission::Ticket ticket = std::move(std::get<Admission::Ticket>(client));
 
@@ -362,10 +363,10 @@ std::variant<JobPtr, http::Response> ApiHandler::queue_job(
     const http::Request& request, Dialect dialect, std::shared_ptr<JobSink> sink,
     const std::function<http::Response(const ApiError&, std::int64_t)>& refuse,
     telemetry::RequestRecord& record) const {
-  const Engine* engine = state_.engine.load();
+  const ModelCatalog* models = state_.models.load();
   ParseResult parsed = parse_request(request.body(), options_.parse_limits, dialect);
   if (auto* err = std::get_if<ApiError>(&parsed)) return refuse(*err, 0);
-  PromptResult prompt = validate_for_model(std::move(std::get<ParsedRequest>(parsed)), *engine);
+  PromptResult prompt = validate_for_model(std::move(std::get<ParsedRequest>(parsed)), *models);
   if (auto* err = std::get_if<ApiError>(&prompt)) return refuse(*err, 0);
   ValidatedRequest validated = std::move(std::get<ValidatedRequest>(prompt));
   record.model = validated.model;

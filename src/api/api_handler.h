@@ -19,7 +19,7 @@
 #include "api/api_keys.h"
 #include "api/idempotency.h"
 #include "api/validation.h"
-#include "engine/engine.h"
+#include "engine/model_catalog.h"
 #include "http/server.h"
 #include "queue/job_queue.h"
 #include "telemetry/event_sink.h"
@@ -49,7 +49,7 @@ struct ApiOptions {
 struct ServiceState {
   explicit ServiceState(JobProducer& q) : queue(q) {}
   JobProducer& queue;                             // LLM_INFERENCE
-  std::atomic<const Engine*> engine{nullptr};  // set once the model is loaded: ready from then
+  std::atomic<const ModelCatalog*> models{nullptr};  // set once the service can run jobs: ready
   std::atomic<bool> draining{false};           // shutting down: refuse new work
 };
 

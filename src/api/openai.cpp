@@ -140,18 +140,27 @@ std::string Completion::whole(std::string_view text, const DoneEvent& done) cons
 
 namespace {
 
-json model_object(const ModelInfo& model, std::int64_t created) {
-  return {{"id", model.name}, {"object", "model"}, {"created", created}, {"owned_by", "llmq"}};
+// OpenAI's model object, and llmq's `loaded`: whether the model is in memory now (a request for
+// one that is not waits for its load: the `loading` event).
+json model_object(const ModelCatalog& catalog, const ServedModel& model, std::int64_t created) {
+  const std::string& name = model.text->info().name;
+  return {{"id", name},
+          {"object", "model"},
+          {"created", created},
+          {"owned_by", "llmq"},
+          {"loaded", catalog.loaded(name)}};
 }
 
 }  // namespace
 
-std::string model_list_json(const ModelInfo& model, std::int64_t created) {
-  return dump({{"object", "list"}, {"data", json::array({model_object(model, created)})}});
+std::string model_list_json(const ModelCatalog& catalog, std::int64_t created) {
+  json data = json::array();
+  for (const ServedModel& model : catalog.all()) data.push_back(model_object(catalog, model, created));
+  return dump({{"object", "list"}, {"data", std::move(data)}});
 }
 
-std::string model_json(const ModelInfo& model, std::int64_t created) {
-  return dump(model_object(model, created));
+std::string model_json(const ModelCatalog& catalog, const ServedModel& model, std::int64_t created) {
+  return dump(model_object(catalog, model, created));
 }
 
 }  // namespace llmq::openai

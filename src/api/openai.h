@@ -11,7 +11,7 @@
 #include <string>
 #include <string_view>
 
-#include "engine/engine.h"
+#include "engine/model_catalog.h"
 #include "http/api_error.h"
 #include "queue/job_events.h"
 #include "queue/request.h"
@@ -56,7 +56,7 @@ class Completion {
 };
 
 // GET /v1/models and GET /v1/models/{id}: the list, or one model object.
-std::string model_list_json(const ModelInfo& model, std::int64_t created);
-std::string model_json(const ModelInfo& model, std::int64_t created);
+std::string model_list_json(const ModelCatalog& catalog, std::int64_t created);
+std::string model_json(const ModelCatalog& catalog, const ServedModel& model, std::int64_t created);
 
 }  // namespace llmq::openai

@@ -4,13 +4,15 @@
 
 namespace llmq {
 
-PromptResult validate_for_model(ParsedRequest request, const Engine& engine) {
-  const ModelInfo& model = engine.info();
-  if (request.model && *request.model != model.name) {
+PromptResult validate_for_model(ParsedRequest request, const ModelCatalog& models) {
+  const ServedModel* served = request.model ? models.find(*request.model) : &models.default_model();
+  if (served == nullptr) {
     return ApiError{404, "model_not_found", "model '" + *request.model + "' is not served here",
                     std::string("model")};
   }
-  const std::int32_t ctx = engine.ctx_per_slot();
+  const ModelText& engine = *served->text;
+  const ModelInfo& model = engine.info();
+  const std::int32_t ctx = served->ctx_per_slot;
   if (request.max_tokens > ctx) {
     return bad_field("max_tokens", "out_of_range",
                      "max_tokens must be at most the context size, " + std::to_string(ctx));

@@ -1,4 +1,4 @@
-// The second half of validation, which needs the model: renders `messages` through the model's
+// The second half of validation, which needs the model's read-only half: renders `messages` through the model's
 // chat template, tokenizes, and checks the prompt and max_tokens against the context.
 #pragma once
 
@@ -6,13 +6,14 @@
 
 #include "http/api_error.h"
 #include "queue/request.h"
-#include "engine/engine.h"
+#include "engine/model_catalog.h"
 
 namespace llmq {
 
 using PromptResult = std::variant<ValidatedRequest, ApiError>;
 
-// Thread-safe (uses only the engine's const model queries).
-PromptResult validate_for_model(ParsedRequest request, const Engine& engine);
+// Resolves the request's model in the catalog (absent: the default; unknown: 404) and checks the
+// prompt against that model. Thread-safe (only const model queries).
+PromptResult validate_for_model(ParsedRequest request, const ModelCatalog& models);
 
 }  // namespace llmq

@@ -99,7 +99,9 @@ class Inference {
                                                                   .decode_stall_factor = config_.decode_stall_factor});
         scheduler_->start();
         running_.store(scheduler_.get());
-        state_.engine.store(engine_.get());
+        catalog_ = std::make_unique<ModelCatalog>(
+            std::vector<ServedModel>{{engine_.get(), engine_->ctx_per_slot()}});
+        state_.models.store(catalog_.get());
       } catch (const std::exception& e) {
         spdlog::error("{}", e.what());
         on_failure();
@@ -130,6 +132,7 @@ class Inference {
   telemetry::ServiceMetrics& metrics_;
   std::unique_ptr<LlamaEngine> engine_;   // set by the loader thread
   std::unique_ptr<Scheduler> scheduler_;  // set by the loader thread
+  std::unique_ptr<ModelCatalog> catalog_; // set by the loader thread: what the routes serve
   std::atomic<const Scheduler*> running_{nullptr};  // scheduler_ once started, for other threads
   std::jthread loader_;
 };

@@ -1,4 +1,5 @@
-// Engine: one loaded model and its context of N sequence slots. The scheduler drives it.
+// Engine: one loaded model (its read-only half, ModelText, and its weights) and its context of
+// N sequence slots. The scheduler drives it.
 //
 // Implementations: LlamaEngine (engine/llama_engine.h, the real one) and a deterministic
 // engine for unit tests of scheduling (tests/unit/engine/fake_engine.h).
@@ -15,19 +16,10 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/model_text.h"
 #include "queue/request.h"
 
 namespace llmq {
-
-struct ModelInfo {
-  std::string name;          // what clients pass as `model` (file stem of the GGUF)
-  std::string path;          // where it was loaded from
-  std::string description;   // llama.cpp's one-line description (architecture, size, type)
-  std::int64_t n_params = 0;
-  std::int32_t n_ctx_train = 0;
-  std::int32_t n_vocab = 0;
-  bool has_chat_template = false;
-};
 
 // One entry of a decode batch: a token at a position of a slot's sequence.
 struct BatchEntry {
@@ -43,27 +35,11 @@ class Sampler {
   virtual ~Sampler() = default;
 };
 
-class Engine {
+class Engine : public ModelText {
  public:
-  virtual ~Engine() = default;
-
-  virtual const ModelInfo& info() const = 0;
   virtual std::int32_t slots() const = 0;         // sequences decoded together
   virtual std::int32_t ctx_per_slot() const = 0;  // tokens one sequence may hold
   virtual std::int32_t batch_tokens() const = 0;  // most tokens one decode call takes
-
-  // Text to tokens; `add_special` adds BOS where the model wants one. `parse_special` turns the
-  // text of a control token ("<|im_end|>") into that token: only for the chat template's own
-  // markup, never for what a client wrote (engine/chat_prompt.h).
-  virtual std::vector<Token> tokenize(std::string_view text, bool add_special,
-                                      bool parse_special) const = 0;
-  // Renders chat messages with the model's own template, with the assistant turn opened.
-  // nullopt when the model has no usable template.
-  virtual std::optional<std::string> apply_chat_template(
-      const std::vector<ChatMessage>& messages) const = 0;
-  // The bytes of one token; may be part of a multi-byte UTF-8 character.
-  virtual std::string token_piece(Token token) const = 0;
-  virtual bool is_end_of_generation(Token token) const = 0;
 
   // --- worker thread only ---
   virtual std::unique_ptr<Sampler> make_sampler(const SamplingParams& params) = 0;

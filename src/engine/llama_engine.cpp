@@ -12,18 +12,6 @@
 namespace llmq {
 namespace {
 
-// llama.cpp's own log lines go to our log at debug level: at info they would drown ours.
-void forward_llama_log(ggml_log_level level, const char* text, void* /*user*/) {
-  std::string_view line(text);
-  while (!line.empty() && line.back() == '\n') line.remove_suffix(1);
-  if (line.empty()) return;
-  if (level == GGML_LOG_LEVEL_ERROR) {
-    spdlog::error("llama.cpp: {}", line);
-  } else {
-    spdlog::debug("llama.cpp: {}", line);
-  }
-}
-
 class LlamaSampler final : public Sampler {
  public:
   explicit LlamaSampler(llama_sampler* chain) : chain_(chain) {}
@@ -48,15 +36,9 @@ constexpr std::string_view kWarmUpText =
 
 }  // namespace
 
-LlamaEngine::LlamaEngine(const LlamaEngineOptions& options) : options_(options) {
-  llama_log_set(forward_llama_log, nullptr);
-  llama_backend_init();
-
-  llama_model_params mparams = llama_model_default_params();
-  model_ = llama_model_load_from_file(options_.model_path.c_str(), mparams);
-  if (model_ == nullptr) throw std::runtime_error("cannot load model " + options_.model_path);
-  vocab_ = llama_model_get_vocab(model_);
-
+LlamaEngine::LlamaEngine(const LlamaEngineOptions& options)
+    : options_(options), text_(options.model_path, /*vocab_only=*/false) {
+  llama_model* model = text_.model();
   const std::int32_t threads = options_.threads > 0
                                    ? options_.threads
                                    : static_cast<std::int32_t>(std::thread::hardware_concurrency());
@@ -68,24 +50,12 @@ LlamaEngine::LlamaEngine(const LlamaEngineOptions& options) : options_(options) 
   cparams.n_threads = threads;
   cparams.n_threads_batch = threads;
   cparams.kv_unified = false;
-  ctx_ = llama_init_from_model(model_, cparams);
+  ctx_ = llama_init_from_model(model, cparams);
   if (ctx_ == nullptr) {
-    llama_model_free(model_);
     throw std::runtime_error("cannot create a llama.cpp context of " +
                              std::to_string(cparams.n_ctx) + " tokens for " +
                              options_.model_path);
   }
-
-  char desc[256] = {};
-  llama_model_desc(model_, desc, sizeof desc);
-  info_.name = std::filesystem::path(options_.model_path).stem().string();
-  info_.path = options_.model_path;
-  info_.description = desc;
-  info_.n_params = static_cast<std::int64_t>(llama_model_n_params(model_));
-  info_.n_ctx_train = llama_model_n_ctx_train(model_);
-  info_.n_vocab = llama_vocab_n_tokens(vocab_);
-  if (const char* tmpl = llama_model_chat_template(model_, nullptr)) chat_template_ = tmpl;
-  info_.has_chat_template = !chat_template_.empty();
   batch_ = llama_batch_init(options_.batch_tokens, 0, 1);
 }
 
@@ -135,58 +105,22 @@ WarmUpReport LlamaEngine::warm_up() {
 LlamaEngine::~LlamaEngine() {
   llama_batch_free(batch_);
   llama_free(ctx_);
-  llama_model_free(model_);
 }
 
 std::vector<Token> LlamaEngine::tokenize(std::string_view text, bool add_special,
                                          bool parse_special) const {
-  const auto len = static_cast<std::int32_t>(text.size());
-  std::vector<Token> tokens(text.size() + 2);
-  std::int32_t n = llama_tokenize(vocab_, text.data(), len, tokens.data(),
-                                  static_cast<std::int32_t>(tokens.size()), add_special, parse_special);
-  if (n < 0) {
-    tokens.resize(static_cast<std::size_t>(-n));
-    n = llama_tokenize(vocab_, text.data(), len, tokens.data(),
-                       static_cast<std::int32_t>(tokens.size()), add_special, parse_special);
-  }
-  tokens.resize(static_cast<std::size_t>(std::max(n, 0)));
-  return tokens;
+  return text_.tokenize(text, add_special, parse_special);
 }
 
 std::optional<std::string> LlamaEngine::apply_chat_template(
     const std::vector<ChatMessage>& messages) const {
-  if (chat_template_.empty()) return std::nullopt;
-  std::vector<llama_chat_message> chat;
-  std::size_t total = 0;
-  for (const ChatMessage& m : messages) {
-    chat.push_back({m.role.c_str(), m.content.c_str()});
-    total += m.role.size() + m.content.size();
-  }
-  std::string out(2 * total + 256, '\0');
-  std::int32_t n = llama_chat_apply_template(chat_template_.c_str(), chat.data(), chat.size(),
-                                             true, out.data(), static_cast<std::int32_t>(out.size()));
-  if (n > static_cast<std::int32_t>(out.size())) {
-    out.resize(static_cast<std::size_t>(n));
-    n = llama_chat_apply_template(chat_template_.c_str(), chat.data(), chat.size(), true,
-                                  out.data(), static_cast<std::int32_t>(out.size()));
-  }
-  if (n < 0) return std::nullopt;  // a template llama.cpp does not know
-  out.resize(static_cast<std::size_t>(n));
-  return out;
+  return text_.apply_chat_template(messages);
 }
 
-std::string LlamaEngine::token_piece(Token token) const {
-  char buf[256];
-  const std::int32_t n = llama_token_to_piece(vocab_, token, buf, sizeof buf, 0, false);
-  if (n >= 0) return std::string(buf, static_cast<std::size_t>(n));
-  std::string big(static_cast<std::size_t>(-n), '\0');
-  const std::int32_t m = llama_token_to_piece(vocab_, token, big.data(), -n, 0, false);
-  big.resize(static_cast<std::size_t>(std::max(m, 0)));
-  return big;
-}
+std::string LlamaEngine::token_piece(Token token) const { return text_.token_piece(token); }
 
 bool LlamaEngine::is_end_of_generation(Token token) const {
-  return llama_vocab_is_eog(vocab_, token);
+  return text_.is_end_of_generation(token);
 }
 
 std::unique_ptr<Sampler> LlamaEngine::make_sampler(const SamplingParams& params) {
@@ -194,7 +128,7 @@ std::unique_ptr<Sampler> LlamaEngine::make_sampler(const SamplingParams& params)
   if (params.presence_penalty != 0.0 || params.frequency_penalty != 0.0) {
     // OpenAI's penalties, over the last kPenaltyWindow tokens (llama-server's default window).
     llama_sampler_chain_add(chain, llama_sampler_init_penalties(
-                                       info_.n_vocab, kPenaltyWindow, 1.0F,
+                                       text_.info().n_vocab, kPenaltyWindow, 1.0F,
                                        static_cast<float>(params.frequency_penalty),
                                        static_cast<float>(params.presence_penalty)));
   }

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "engine/engine.h"
+#include "engine/llama_model_text.h"
 
 namespace llmq {
 
@@ -40,7 +41,7 @@ class LlamaEngine final : public Engine {
   // Throws std::runtime_error when a decode fails. Worker thread, before the first job.
   WarmUpReport warm_up();
 
-  const ModelInfo& info() const override { return info_; }
+  const ModelInfo& info() const override { return text_.info(); }
   std::int32_t slots() const override { return options_.slots; }
   std::int32_t ctx_per_slot() const override { return options_.ctx_per_slot; }
   std::int32_t batch_tokens() const override { return options_.batch_tokens; }
@@ -61,11 +62,8 @@ class LlamaEngine final : public Engine {
 
  private:
   LlamaEngineOptions options_;
-  ModelInfo info_;
-  llama_model* model_ = nullptr;            // owned
+  LlamaModelText text_;                     // the model with its weights
   llama_context* ctx_ = nullptr;            // owned; worker thread only
-  const llama_vocab* vocab_ = nullptr;      // part of model_
-  std::string chat_template_;               // the model's template, empty if none
   llama_batch batch_{};                     // reused by every decode; worker thread only
 };
 

@@ -126,8 +126,9 @@ void check_round_trip(const ParsedRequest& r) {
 
 void check_model_half(ParsedRequest r) {
   static const llmq::testing::FakeEngine model(1, kCtx, kCtx);
+  static const llmq::ModelCatalog catalog({{&model, kCtx}});
   const ParsedRequest copy = r;
-  const llmq::PromptResult result = llmq::validate_for_model(std::move(r), model);
+  const llmq::PromptResult result = llmq::validate_for_model(std::move(r), catalog);
   if (const auto* err = std::get_if<ApiError>(&result)) {
     FUZZ_CHECK(err->status == 400 || (err->status == 404 && err->code == "model_not_found"));
     FUZZ_CHECK(one_of(err->code,

@@ -2,6 +2,8 @@
 #include "api/openai.h"
 
 #include <gtest/gtest.h>
+
+#include "engine/fake_engine.h"
 #include <nlohmann/json.hpp>
 
 #include <string>
@@ -215,15 +217,21 @@ TEST(OpenAiAnswer, AnErrorMidStreamIsADataFrame) {
   EXPECT_EQ(openai::Completion::ping(), ": ping\n\n");
 }
 
-TEST(OpenAiAnswer, Models) {
-  ModelInfo model;
-  model.name = "SmolLM2";
-  const json list = json::parse(openai::model_list_json(model, 5));
+TEST(OpenAiAnswer, ModelsListEveryServedModelAndWhetherItIsLoaded) {
+  const testing::FakeEngine smol(1, 64, 64, "SmolLM2");
+  const testing::FakeEngine gemma(1, 64, 64, "gemma");
+  const ModelCatalog catalog({{&smol, 64}, {&gemma, 64}},
+                             [](const std::string& name) { return name == "SmolLM2"; });
+  const json list = json::parse(openai::model_list_json(catalog, 5));
   EXPECT_EQ(list["object"], "list");
+  ASSERT_EQ(list["data"].size(), 2u);
   EXPECT_EQ(list["data"][0]["id"], "SmolLM2");
   EXPECT_EQ(list["data"][0]["object"], "model");
   EXPECT_EQ(list["data"][0]["owned_by"], "llmq");
-  EXPECT_EQ(json::parse(openai::model_json(model, 5))["created"], 5);
+  EXPECT_EQ(list["data"][0]["loaded"], true);
+  EXPECT_EQ(list["data"][1]["id"], "gemma");
+  EXPECT_EQ(list["data"][1]["loaded"], false);
+  EXPECT_EQ(json::parse(openai::model_json(catalog, catalog.all()[1], 5))["created"], 5);
 }
 
 }  // namespace

@@ -19,9 +19,10 @@ namespace llmq::testing {
 
 class FakeEngine final : public Engine {
  public:
-  FakeEngine(std::int32_t slots, std::int32_t ctx_per_slot, std::int32_t batch_tokens)
+  FakeEngine(std::int32_t slots, std::int32_t ctx_per_slot, std::int32_t batch_tokens,
+             std::string name = "fake")
       : slots_(slots), ctx_(ctx_per_slot), batch_(batch_tokens) {
-    info_.name = "fake";
+    info_.name = std::move(name);
     info_.has_chat_template = true;
   }
 
