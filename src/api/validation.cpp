@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "util/keep_alive.h"
 #include "util/utf8.h"
 
 namespace llmq {
@@ -414,6 +415,27 @@ MaybeError parse_limits(const json& body, const ParseLimits& limits, ParsedReque
   return std::nullopt;
 }
 
+// Ollama's keep_alive (on the OpenAI routes an llmq extension): a duration string or a number of
+// seconds, negative to keep the model loaded (util/keep_alive.h).
+MaybeError parse_keep_alive_field(const json& body, ParsedRequest& req) {
+  const json* v = find(body, "keep_alive");
+  if (v == nullptr) return std::nullopt;
+  const std::string rule =
+      "keep_alive must be a duration such as \"5m\", \"30s\" or \"0\", or a number of seconds "
+      "(negative: keep the model loaded)";
+  std::optional<std::chrono::milliseconds> keep_alive;
+  if (v->is_string()) {
+    keep_alive = parse_keep_alive(v->get_ref<const std::string&>());
+  } else if (v->is_number()) {
+    keep_alive = keep_alive_from_seconds(v->get<double>());
+  } else {
+    return bad_field("keep_alive", "invalid_type", rule);
+  }
+  if (!keep_alive) return bad_field("keep_alive", "out_of_range", rule);
+  req.keep_alive_ms = keep_alive->count();
+  return std::nullopt;
+}
+
 // A field OpenAI defines for a feature llmq does not have: accepted at its "off" value (which
 // clients send by default), refused otherwise so that nobody gets silently different output.
 MaybeError refuse_unsupported(const json& body, const char* name, bool (*off)(const json&)) {
@@ -487,6 +509,7 @@ ParseResult parse_request(std::string_view body, const ParseLimits& limits, Dial
   if (auto e = parse_input(doc, req)) return std::move(*e);
   if (auto e = parse_model(doc, req)) return std::move(*e);
   if (auto e = parse_limits(doc, limits, req)) return std::move(*e);
+  if (auto e = parse_keep_alive_field(doc, req)) return std::move(*e);
   if (auto e = parse_sampling(doc, req.sampling)) return std::move(*e);
   if (auto e = parse_stop(doc, req.stop)) return std::move(*e);
   return req;

@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "cli/command.h"
+#include "util/keep_alive.h"
 #include "util/url.h"
 
 namespace llmq {
@@ -42,7 +43,20 @@ constexpr std::array<OptionSpec<Config>, 5> elastic_access_options(std::string_v
 using Serve = ServeConfig;
 constexpr auto kServeOptions = join(
     std::to_array<OptionSpec<Serve>>({
-        {.name = "model", .help = "GGUF model file", .field = &Serve::model},
+        {.name = "model", .help = "GGUF model file (the default model)", .field = &Serve::model},
+        {.name = "models",
+         .help = "more GGUF model files served beside --model, comma-separated (clients name them by file stem)",
+         .field = &Serve::models},
+        {.name = "max-loaded", .help = "most models in memory at once (the warm pool)",
+         .field = &Serve::max_loaded, .min = 1, .max = 64},
+        {.name = "keep-alive",
+         .help = "how long an idle model stays loaded: 5m, 30s, 0 (unload when idle), -1 (forever); a request's keep_alive overrides it",
+         .field = &Serve::keep_alive},
+        {.name = "preload",
+         .help = "models (file stems) loaded before /readyz turns ready, comma-separated (empty: --model's)",
+         .field = &Serve::preload},
+        {.name = "pin", .help = "models (file stems) never unloaded once loaded, comma-separated",
+         .field = &Serve::pin},
         {.name = "host", .help = "listen address", .field = &Serve::host},
         {.name = "port", .help = "listen port (0: any free port)", .field = &Serve::port,
          .max = 65535},
@@ -250,6 +264,36 @@ void check_space(const std::string& value) {
                      "(got \"" + value + "\")");
 }
 
+// The warm pool's flags against the models served: durations that parse, names that exist, no
+// more preloaded or pinned models than may be loaded at once.
+void check_pool_flags(const ServeConfig& config) {
+  if (!parse_keep_alive(config.keep_alive))
+    throw UsageError("--keep-alive must be a duration such as 5m, 30s, 0 or -1 (got \"" +
+                     config.keep_alive + "\")");
+  std::map<std::string, std::string> path_of;  // name -> path
+  for (const std::string& path : served_model_paths(config)) {
+    const auto [it, added] = path_of.emplace(model_name_of(path), path);
+    if (!added)
+      throw UsageError("two models are named " + it->first + ": " + it->second + " and " + path +
+                       " (a model's name is its file stem)");
+  }
+  for (const auto& [flag, value] :
+       {std::pair{"preload", &config.preload}, std::pair{"pin", &config.pin}}) {
+    const std::vector<std::string> names = split_list(*value);
+    for (const std::string& name : names) {
+      if (!path_of.contains(name)) {
+        std::string served;
+        for (const auto& entry : path_of) served += (served.empty() ? "" : ", ") + entry.first;
+        throw UsageError("--" + std::string(flag) + " names " + name +
+                         ", which is not served (served: " + served + ")");
+      }
+    }
+    if (std::ssize(names) > config.max_loaded)
+      throw UsageError("--" + std::string(flag) + " names " + std::to_string(names.size()) +
+                       " models, more than --max-loaded " + std::to_string(config.max_loaded));
+  }
+}
+
 }  // namespace
 
 toml::table parse_toml_file(const std::string& path) {
@@ -333,6 +377,7 @@ CommandLine parse_command_line(int argc, const char* const* argv, const EnvLooku
     if (serve.selected()) {
       ServeConfig config = serve.resolve(env);
       check_namespace(config.elastic_namespace);
+      check_pool_flags(config);
       return config;
     }
     if (elastic_setup.selected()) {
@@ -389,6 +434,31 @@ std::filesystem::path llmq_cache_dir(const EnvLookup& env) {
   return cache / "llmq";
 }
 }  // namespace
+
+std::vector<std::string> split_list(std::string_view text) {
+  std::vector<std::string> items;
+  while (!text.empty()) {
+    const std::size_t comma = text.find(',');
+    std::string_view item = text.substr(0, comma);
+    text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
+    const auto space = [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; };
+    while (!item.empty() && space(item.front())) item.remove_prefix(1);
+    while (!item.empty() && space(item.back())) item.remove_suffix(1);
+    if (!item.empty()) items.emplace_back(item);
+  }
+  return items;
+}
+
+std::string model_name_of(const std::string& path) {
+  return std::filesystem::path(path).stem().string();
+}
+
+std::vector<std::string> served_model_paths(const ServeConfig& config) {
+  std::vector<std::string> paths = {config.model};
+  for (std::string& path : split_list(config.models))
+    if (std::ranges::find(paths, path) == paths.end()) paths.push_back(std::move(path));
+  return paths;
+}
 
 std::string default_model_path(const EnvLookup& env) {
   std::filesystem::path dir = env("LLMQ_MODELS_DIR").value_or("");

@@ -6,7 +6,9 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
+#include <vector>
 
 namespace llmq {
 
@@ -21,6 +23,12 @@ struct ElasticAccess {
 
 struct ServeConfig : ElasticAccess {
   std::string model;                         // GGUF path; default: the set-up's default model
+  // The warm pool (engine/model_pool.h): more models beside --model, and which stay in memory.
+  std::string models;                        // more GGUF paths, comma-separated (--model: default)
+  std::int32_t max_loaded = 2;               // most models in memory at once
+  std::string keep_alive = "5m";             // how long an idle model stays (util/keep_alive.h)
+  std::string preload;                       // names loaded before ready; empty: --model's
+  std::string pin;                           // names never unloaded, comma-separated
   std::string host = "127.0.0.1";            // listen address
   std::int32_t port = 8080;                  // listen port (0: any free port)
   std::int32_t slots = 4;                    // sequences decoded concurrently
@@ -111,6 +119,14 @@ std::string describe(const ServeConfig& config);
 std::string describe(const ElasticSetupConfig& config);
 std::string describe(const ElasticReplayConfig& config);
 std::string describe(const KibanaSetupConfig& config);
+
+// The GGUF files `serve` serves: --model first (the default model), then --models in their
+// order, each path once.
+std::vector<std::string> served_model_paths(const ServeConfig& config);
+// What clients call the model of a file: its stem (ModelInfo::name).
+std::string model_name_of(const std::string& path);
+// A comma-separated list, each item trimmed, empty ones left out.
+std::vector<std::string> split_list(std::string_view text);
 
 // Where the set-up puts the default model:
 // $LLMQ_MODELS_DIR, else ${XDG_CACHE_HOME:-$HOME/.cache}/llmq/models, + the file name.

@@ -121,6 +121,7 @@ void Scheduler::run(const std::stop_token& stop) {
     retry.job->emit(ErrorEvent{"shutting_down", "the server is shutting down"});
   }
   retries_.clear();
+  retrying_.store(0);
 }
 
 std::optional<Scheduler::Retry> Scheduler::due_retry(Clock::time_point now) {
@@ -153,6 +154,7 @@ void Scheduler::retry_or_fail(Slot& slot) {
   spdlog::warn("job {}: decode failed on slot {} (attempt {} of {}): retrying in {} ms",
                slot.job->id(), slot.id, attempt, options_.max_attempts, wait.count());
   if (options_.metrics != nullptr) options_.metrics->job_retries().inc();
+  retrying_.fetch_add(1);  // before release() lets busy_slots_ fall: held_jobs() never dips
   JobPtr job = release(slot);
   retries_.push_back(Retry{Clock::now() + wait, std::move(job), attempt + 1});
 }
@@ -165,24 +167,24 @@ void Scheduler::fill_free_slots(bool may_block) {
   // retried go first once their backoff passed; an idle worker waits no longer than the next.
   while (has_free()) {
     const Clock::time_point now = Clock::now();
-    JobPtr job;
-    int attempt = 1;
     if (std::optional<Retry> retry = due_retry(now)) {
-      job = std::move(retry->job);
-      attempt = retry->attempt;
-    } else {
-      auto wait = may_block ? kIdleWait : std::chrono::milliseconds(0);
-      if (!retries_.empty()) {
-        const auto next = std::ranges::min_element(retries_, {}, &Retry::at)->at;
-        wait = std::min(wait, std::chrono::ceil<std::chrono::milliseconds>(next - now));
-      }
-      std::optional<JobPtr> popped = queue_.pop(std::max(wait, std::chrono::milliseconds(0)));
-      if (!popped) return;
-      job = std::move(*popped);
+      may_block = false;
+      Slot& slot = slot_for(retry->job->request().prompt_tokens);
+      start_job(slot, std::move(retry->job), retry->attempt);
+      retrying_.fetch_sub(1);  // after start_job counted it busy: held_jobs() never dips
+      continue;
     }
+    auto wait = may_block ? kIdleWait : std::chrono::milliseconds(0);
+    if (!retries_.empty()) {
+      const auto next = std::ranges::min_element(retries_, {}, &Retry::at)->at;
+      wait = std::min(wait, std::chrono::ceil<std::chrono::milliseconds>(next - now));
+    }
+    std::optional<JobPtr> popped = queue_.pop(std::max(wait, std::chrono::milliseconds(0)));
+    if (!popped) return;
     may_block = false;
-    Slot& slot = slot_for(job->request().prompt_tokens);
-    start_job(slot, std::move(job), attempt);
+    Slot& slot = slot_for((*popped)->request().prompt_tokens);
+    start_job(slot, std::move(*popped));
+    jobs_taken_.fetch_add(1);  // after start_job counted it busy (see jobs_taken())
   }
 }
 
@@ -229,7 +231,7 @@ bool Scheduler::start_job(Slot& slot, JobPtr job, int attempt) {
   slot.batch_index = -1;
   slot.started = now;
   slot.attempt = attempt;
-  busy_slots_.fetch_add(1, std::memory_order_relaxed);
+  busy_slots_.fetch_add(1);
   if (options_.metrics != nullptr) {
     options_.metrics->queue_wait().observe(seconds_between(slot.job->arrived(), now));
   }
@@ -435,7 +437,7 @@ JobPtr Scheduler::release(Slot& slot) {
   slot.last_used = Clock::now();
   slot.sampler.reset();
   slot.batch_index = -1;
-  busy_slots_.fetch_sub(1, std::memory_order_relaxed);
+  busy_slots_.fetch_sub(1);
   return std::exchange(slot.job, nullptr);
 }
 

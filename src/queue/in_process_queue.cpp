@@ -57,6 +57,11 @@ std::int64_t InProcessQueue::depth() const {
   return static_cast<std::int64_t>(waiting_.size());
 }
 
+void InProcessQueue::for_each_waiting(const std::function<void(const JobPtr&)>& visit) const {
+  std::lock_guard lock(mu_);
+  for (const Entry& entry : waiting_) visit(entry.job);
+}
+
 void InProcessQueue::close() {
   {
     std::lock_guard lock(mu_);

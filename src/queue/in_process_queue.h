@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -30,6 +31,10 @@ class InProcessQueue final : public JobProducer, public JobConsumer {
   std::int64_t capacity() const override { return capacity_; }
   // Refuses further pushes and wakes every pop; jobs still waiting stay poppable.
   void close();
+  // Calls `visit` with every waiting job, oldest first, under the queue's lock: no job can be
+  // popped or removed meanwhile, so an event `visit` emits reaches a job before any worker's or
+  // remover's does (Job::emit's rule). `visit` must be quick and must not call this queue.
+  void for_each_waiting(const std::function<void(const JobPtr&)>& visit) const;
 
  private:
   struct Entry {

@@ -50,6 +50,8 @@ struct ParsedRequest {
   Dialect dialect = Dialect::native;
   bool include_usage = false;                      // OpenAI stream_options.include_usage
   std::string user;                                // OpenAI `user`: the caller's end user, or empty
+  std::optional<std::int64_t> keep_alive_ms;       // how long its model stays loaded after it
+                                                   // (Ollama's keep_alive); absent: the default
 };
 
 struct ValidatedRequest {

@@ -103,7 +103,7 @@ std::string encode_work(const WorkItem& w) {
            {"arrived_unix_ms", w.arrived_unix_ms},
            {"reply_to", w.reply_to}};
   if (w.deadline_unix_ms) out["deadline_unix_ms"] = *w.deadline_unix_ms;
-  if (w.keep_alive_ms) out["keep_alive_ms"] = *w.keep_alive_ms;
+  if (p.keep_alive_ms) out["keep_alive_ms"] = *p.keep_alive_ms;
   return out.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
@@ -136,7 +136,7 @@ std::variant<WorkItem, std::string> decode_work(std::string_view bytes) {
     }
     w.arrived_unix_ms = r.get<std::int64_t>("arrived_unix_ms");
     w.deadline_unix_ms = r.optional<std::int64_t>("deadline_unix_ms");
-    w.keep_alive_ms = r.optional<std::int64_t>("keep_alive_ms");
+    p.keep_alive_ms = r.optional<std::int64_t>("keep_alive_ms");
     w.reply_to = r.get<std::string>("reply_to");
     if (w.id.empty() || w.request.model.empty() || w.reply_to.empty())
       throw std::invalid_argument("id, model and reply_to must not be empty");
@@ -191,6 +191,7 @@ std::string encode_event(const WireEvent& e) {
   const json out{{"id", e.job_id},
                  {"attempt", e.attempt},
                  {"seq", e.seq},
+                 {"worker", e.worker},
                  {"event", event_name(e.event)},
                  {"data", std::visit(EventData{}, e.event)}};
   return out.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -203,6 +204,7 @@ std::variant<WireEvent, std::string> decode_event(std::string_view bytes) {
     e.job_id = r.get<std::string>("id");
     e.attempt = r.get<int>("attempt");
     e.seq = r.get<std::int64_t>("seq");
+    e.worker = r.get<std::string>("worker");
     if (e.attempt < 1 || e.seq < 0) throw std::invalid_argument("attempt or seq out of range");
     e.event = read_event(r.get<std::string>("event"), Reader(r.object("data")));
     return e;

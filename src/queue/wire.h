@@ -21,10 +21,10 @@ namespace llmq {
 
 struct WorkItem {
   std::string id;                                 // the request id
-  ValidatedRequest request;                       // model, prompt tokens, max_tokens, sampling, stop
+  ValidatedRequest request;                       // model, prompt tokens, max_tokens, sampling,
+                                                  // stop, keep_alive
   std::int64_t arrived_unix_ms = 0;               // when the gateway admitted it
   std::optional<std::int64_t> deadline_unix_ms;   // whole-request deadline; none: no deadline
-  std::optional<std::int64_t> keep_alive_ms;      // how long the model stays loaded after it
   std::string reply_to;                           // the subject its events go to
 };
 
@@ -38,6 +38,7 @@ struct WireEvent {
   std::string job_id;
   int attempt = 1;
   std::int64_t seq = 0;
+  std::string worker;  // who sent it: where to ask for events again
   JobEvent event;  // StartedEvent, TokenEvent, DoneEvent or ErrorEvent (or LoadingEvent)
 };
 

@@ -30,6 +30,12 @@ std::vector<double> queue_wait_buckets() {
   return b;
 }
 
+// A model's cold start, load and warm-up decode: a fraction of a second (a small model in the
+// page cache) to minutes (a large one read from a slow disk).
+std::vector<double> load_buckets() {
+  return {0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300};
+}
+
 // Reasons exposed at 0 from the start, so dashboards and alerts see the series before the
 // first refusal.
 const char* const kMainReasons[] = {"queue_full", "too_large",     "headers_too_large",
@@ -94,7 +100,22 @@ ServiceMetrics::ServiceMetrics(ServiceMetricsOptions options)
                                           {"model"})),
       cache_hit_tokens_(registry_.counter(
           "llmq_prompt_cache_hit_tokens_total",
-          "Prompt tokens not prefilled because a slot's KV cache already held them.", {"model"})) {
+          "Prompt tokens not prefilled because a slot's KV cache already held them.", {"model"})),
+      model_loads_(registry_.counter("llmq_model_loads_total",
+                                     "Models loaded into memory by the warm pool (cold starts).",
+                                     {"model"})),
+      model_evictions_(registry_.counter(
+          "llmq_model_evictions_total",
+          "Models unloaded by the warm pool: lru (room for another model) or keep_alive (idle "
+          "past its keep_alive).",
+          {"model", "reason"})),
+      model_load_seconds_(registry_.histogram(
+          "llmq_model_load_seconds",
+          "A model's cold start: loading its weights and a warm-up decode.", load_buckets(),
+          {"model"})),
+      model_loaded_(registry_.gauge("llmq_model_loaded",
+                                    "1 while the model is in memory and serving, else 0.",
+                                    {"model"})) {
   for (const char* reason : kMainReasons) rejected_.with({reason});
   for (const char* reason : kCloseReasons) connections_closed_.with({reason});
   std::vector<std::string> build_names;
@@ -152,6 +173,21 @@ ModelMetrics& ServiceMetrics::model(const std::string& name) {
                                          prompt_tokens_.with({name}),
                                          generated_tokens_.with({name}),
                                          cache_hit_tokens_.with({name})})
+             .first;
+  }
+  return it->second;
+}
+
+PoolModelMetrics& ServiceMetrics::pool_model(const std::string& name) {
+  std::lock_guard lock(models_mu_);
+  auto it = pool_models_.find(name);
+  if (it == pool_models_.end()) {
+    it = pool_models_
+             .emplace(name, PoolModelMetrics{model_loads_.with({name}),
+                                             model_evictions_.with({name, "lru"}),
+                                             model_evictions_.with({name, "keep_alive"}),
+                                             model_load_seconds_.with({name}),
+                                             model_loaded_.with({name})})
              .first;
   }
   return it->second;

@@ -28,6 +28,15 @@ struct ModelMetrics {
   Counter& cache_hit_tokens;   // llmq_prompt_cache_hit_tokens_total
 };
 
+// The warm pool's instruments of one model (engine/model_pool.h), owned by the registry.
+struct PoolModelMetrics {
+  Counter& loads;               // llmq_model_loads_total
+  Counter& evicted_lru;         // llmq_model_evictions_total{reason="lru"}
+  Counter& evicted_keep_alive;  // llmq_model_evictions_total{reason="keep_alive"}
+  Histogram& load_seconds;      // llmq_model_load_seconds
+  Gauge& loaded;                // llmq_model_loaded
+};
+
 // What the runtime snapshot documents read from the per-model instruments.
 struct ModelTotals {
   std::vector<double> latency_s;  // kSummaryQuantiles of the request duration window (seconds)
@@ -63,6 +72,8 @@ class ServiceMetrics {
   // llmq_token_flush_seconds: a token's sampling to its text handed to the client's socket.
   Histogram& token_flush() { return token_flush_; }
   ModelMetrics& model(const std::string& name);
+  // The warm pool's instruments of a model; every series exists (at 0) once this is called.
+  PoolModelMetrics& pool_model(const std::string& name);
   // Latency of the busiest model's window (llmq serves one model) and tokens of all of them.
   ModelTotals model_totals();
 
@@ -86,8 +97,13 @@ class ServiceMetrics {
   Family<Counter>& prompt_tokens_;
   Family<Counter>& generated_tokens_;
   Family<Counter>& cache_hit_tokens_;
-  std::mutex models_mu_;                        // guards models_
+  Family<Counter>& model_loads_;
+  Family<Counter>& model_evictions_;
+  Family<Histogram>& model_load_seconds_;
+  Family<Gauge>& model_loaded_;
+  std::mutex models_mu_;                        // guards models_ and pool_models_
   std::map<std::string, ModelMetrics> models_;  // resolved per-model instruments
+  std::map<std::string, PoolModelMetrics> pool_models_;  // resolved warm-pool instruments
 };
 
 }  // namespace llmq::telemetry

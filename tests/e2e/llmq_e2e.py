@@ -28,6 +28,9 @@ DEFAULT_FLAGS: dict[str, Any] = {
     "queue_max": 16,
     "ping_interval_ms": 200,
     "drain_timeout_ms": 3000,  # below STOP_TIMEOUT_S: a test's stop() never waits for a long job
+    # Models stay loaded however long a server idles (the shared one does, while other tests
+    # run): a test meets a cold start only where it asks for one (test_warm_pool.py).
+    "keep_alive": "-1",
 }
 
 READY_TIMEOUT_S = 60.0

@@ -8,7 +8,7 @@ import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import httpx
@@ -108,6 +108,8 @@ class Stream:
     running_pings: list[SseEvent]
     terminal: SseEvent
     t_sent: float = 0.0                # time.monotonic() when the request was sent
+    loading: list[SseEvent] = field(default_factory=list)   # model loads this job waited for
+    restarts: list[SseEvent] = field(default_factory=list)  # `started` of later runs (attempt 2+)
 
     @property
     def text(self) -> str:
@@ -140,7 +142,8 @@ def _is_num(v: Any) -> bool:
 def check_stream(events: list[SseEvent], *, complete: bool = True) -> Stream:
     """Checks the stream grammar of the contract and returns the stream's parts.
 
-    queued, ping*, [started, (token | running ping)*], done|error — with `id`s 0,1,2,...,
+    queued, (ping | loading)*, [started, (token | running ping | started of a later attempt)*],
+    done|error — with `id`s 0,1,2,...,
     token `i` 0,1,2,..., every payload of the documented shape. With complete=False (a stream
     the client abandoned) the terminal event is not required.
     """
@@ -156,7 +159,7 @@ def check_stream(events: list[SseEvent], *, complete: bool = True) -> Stream:
     assert _is_int(q.data.get("position")) and q.data["position"] >= 0, q.data
     assert _is_int(q.data.get("queue_depth")) and q.data["queue_depth"] >= 0, q.data
 
-    waiting, running, tokens = [], [], []
+    waiting, running, tokens, loading, restarts = [], [], [], [], []
     started = terminal = None
     for i, e in enumerate(events[1:], start=1):
         assert terminal is None, f"an event after the terminal {terminal.event}: {where(i)}"
@@ -172,11 +175,18 @@ def check_stream(events: list[SseEvent], *, complete: bool = True) -> Stream:
                 assert d.get("running") is True, f"ping after started lacks running:true: {where(i)}"
                 assert d["position"] == 0, f"running ping with position != 0: {where(i)}"
                 running.append(e)
+        elif e.event == "loading":
+            assert isinstance(d.get("model"), str) and d["model"], f"bad loading: {where(i)}"
+            loading.append(e)
         elif e.event == "started":
-            assert started is None, f"a second started: {where(i)}"
             assert isinstance(d.get("worker"), str) and d["worker"], f"bad started: {where(i)}"
             assert _is_int(d.get("queue_ms")) and d["queue_ms"] >= 0, f"bad started: {where(i)}"
             assert _is_int(d.get("attempt")) and d["attempt"] >= 1, f"bad started: {where(i)}"
+            # A job runs again (a worker died, or a decode failed before any token): its new
+            # run starts with a higher attempt, and its tokens go on from where the last stopped.
+            if started is not None:
+                assert d["attempt"] > started.data["attempt"], f"a second started, same attempt: {where(i)}"
+                restarts.append(e)
             started = e
         elif e.event == "token":
             assert started is not None, f"a token before started: {where(i)}"
@@ -211,7 +221,9 @@ def check_stream(events: list[SseEvent], *, complete: bool = True) -> Stream:
         assert terminal is not None, (
             f"the stream ended without done/error; last event: {events[-1].event} {events[-1].data}"
         )
-    return Stream(events, q, waiting, started, tokens, running, terminal)
+    first_started = next((e for e in events if e.event == "started"), None)
+    return Stream(events, q, waiting, first_started, tokens, running, terminal, loading=loading,
+                  restarts=restarts)
 
 
 def stream_request(
@@ -309,6 +321,22 @@ class OpenStream:
     def read_all(self) -> Stream:
         self.events.extend(self._it)
         return check_stream(self.events)
+
+    def iter_all(self):
+        """The remaining events, as they come (each also kept in `events`)."""
+        for e in self._it:
+            self.events.append(e)
+            yield e
+
+    def checked(self) -> Stream:
+        """The events read so far, checked as a whole stream (check_stream)."""
+        return check_stream(self.events)
+
+    def __enter__(self) -> "OpenStream":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -38,6 +38,10 @@ CONTRACT = {
     "llmq_spool_documents": "gauge",
     "llmq_spool_bytes": "gauge",
     "llmq_spool_dropped_documents_total": "counter",
+    "llmq_model_loads_total": "counter",
+    "llmq_model_evictions_total": "counter",
+    "llmq_model_load_seconds": "histogram",
+    "llmq_model_loaded": "gauge",
 }
 
 REQ = "/api/v1/req"

@@ -175,6 +175,17 @@ const std::vector<Case>& cases() {
       {"timeout_string", with(R"("timeout_ms":"5")"), 400, "invalid_type", "timeout_ms"},
       {"timeout_at_limit", with(R"("timeout_ms":86400000)"), kOk, "", ""},
 
+      // keep_alive (Ollama's): a duration string or a number of seconds.
+      {"keep_alive_duration", with(R"("keep_alive":"5m")"), kOk, "", ""},
+      {"keep_alive_seconds", with(R"("keep_alive":30)"), kOk, "", ""},
+      {"keep_alive_negative", with(R"("keep_alive":-1)"), kOk, "", ""},
+      {"keep_alive_no_unit", with(R"("keep_alive":"5x")"), 400, "out_of_range", "keep_alive"},
+      {"keep_alive_empty", with(R"("keep_alive":"")"), 400, "out_of_range", "keep_alive"},
+      {"keep_alive_words", with(R"("keep_alive":"forever")"), 400, "out_of_range", "keep_alive"},
+      {"keep_alive_huge", with(R"("keep_alive":1e300)"), 400, "out_of_range", "keep_alive"},
+      {"keep_alive_bool", with(R"("keep_alive":true)"), 400, "invalid_type", "keep_alive"},
+      {"keep_alive_object", with(R"("keep_alive":{"m":5})"), 400, "invalid_type", "keep_alive"},
+
       // Leniency the contract asks for.
       {"unknown_fields_ignored",
        with(R"("frequency_penalty":2,"user":"u","tools":[{"type":"function"}],"n":null)"), kOk,
@@ -293,6 +304,42 @@ TEST(ParseRequest, TimeoutBoundComesFromLimits) {
   const ParseResult r = parse_request(R"({"prompt":"x","timeout_ms":1001})", limits);
   ASSERT_TRUE(std::holds_alternative<ApiError>(r));
   EXPECT_EQ(std::get<ApiError>(r).code, "out_of_range");
+}
+
+TEST(ParseRequest, KeepAliveBecomesMilliseconds) {
+  const auto keep_alive = [](const std::string& value) {
+    return parse_ok(R"({"prompt":"x","keep_alive":)" + value + "}").keep_alive_ms;
+  };
+  EXPECT_EQ(parse_ok(R"({"prompt":"x"})").keep_alive_ms, std::nullopt);
+  EXPECT_EQ(parse_ok(R"({"prompt":"x","keep_alive":null})").keep_alive_ms, std::nullopt);
+  EXPECT_EQ(keep_alive(R"("5m")"), 300000);
+  EXPECT_EQ(keep_alive(R"("30s")"), 30000);
+  EXPECT_EQ(keep_alive(R"("1h")"), 3600000);
+  EXPECT_EQ(keep_alive(R"("250ms")"), 250);
+  EXPECT_EQ(keep_alive(R"("1h30m")"), 5400000);
+  EXPECT_EQ(keep_alive(R"("0")"), 0);
+  EXPECT_EQ(keep_alive("0"), 0);
+  EXPECT_EQ(keep_alive("30"), 30000);
+  EXPECT_EQ(keep_alive("2.5"), 2500);
+  EXPECT_EQ(keep_alive(R"("-1m")"), -1);  // negative: keep loaded
+  EXPECT_EQ(keep_alive("-5"), -1);
+}
+
+TEST(ParseRequest, KeepAliveOnEveryRoute) {
+  for (const auto& [dialect, body] :
+       {std::pair{Dialect::native, R"({"prompt":"x","keep_alive":"0"})"},
+        std::pair{Dialect::openai_completion, R"({"prompt":"x","keep_alive":"0"})"},
+        std::pair{Dialect::openai_chat,
+                  R"({"messages":[{"role":"user","content":"x"}],"keep_alive":"0"})"}}) {
+    const ParseResult ok = parse_request(body, {}, dialect);
+    ASSERT_TRUE(std::holds_alternative<ParsedRequest>(ok)) << body;
+    EXPECT_EQ(std::get<ParsedRequest>(ok).keep_alive_ms, 0);
+  }
+  const ParseResult bad = parse_request(
+      R"({"messages":[{"role":"user","content":"x"}],"keep_alive":"soon"})", {},
+      Dialect::openai_chat);
+  ASSERT_TRUE(std::holds_alternative<ApiError>(bad));
+  EXPECT_EQ(std::get<ApiError>(bad).field, "keep_alive");
 }
 
 TEST(ParseRequest, EscapedTextIsDecoded) {

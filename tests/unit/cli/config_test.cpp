@@ -323,6 +323,48 @@ TEST(Config, RangesOfEveryNumericFlag) {
   }
 }
 
+TEST(Config, WarmPoolFlags) {
+  const ServeConfig d = serve({"serve"});
+  EXPECT_EQ(d.models, "");
+  EXPECT_EQ(d.max_loaded, 2);
+  EXPECT_EQ(d.keep_alive, "5m");
+  EXPECT_EQ(d.preload, "");
+  EXPECT_EQ(d.pin, "");
+  EXPECT_EQ(served_model_paths(d), std::vector<std::string>{kHomeModel});
+
+  const ServeConfig c =
+      serve({"serve", "--model", "/m/a.gguf", "--models", "/m/b.gguf, /m/a.gguf,,/n/c.gguf",
+             "--max-loaded", "2", "--keep-alive", "30s", "--preload", "a,b", "--pin", "c"});
+  EXPECT_EQ(served_model_paths(c),
+            (std::vector<std::string>{"/m/a.gguf", "/m/b.gguf", "/n/c.gguf"}));
+  EXPECT_EQ(c.keep_alive, "30s");
+  EXPECT_EQ(split_list(c.preload), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(model_name_of("/m/SmolLM2-135M-Instruct.Q4_1.gguf"), "SmolLM2-135M-Instruct.Q4_1");
+  // A negative duration is a value, not a flag.
+  EXPECT_EQ(serve({"serve", "--keep-alive", "-1"}).keep_alive, "-1");
+  EXPECT_EQ(serve({"serve", "--keep-alive=-1m"}).keep_alive, "-1m");
+  EXPECT_EQ(serve({"serve"}, {{"LLMQ_KEEP_ALIVE", "0"}}).keep_alive, "0");
+}
+
+TEST(Config, WarmPoolFlagErrors) {
+  EXPECT_EQ(usage_error({"serve", "--keep-alive", "5 minutes"}),
+            "llmq: --keep-alive must be a duration such as 5m, 30s, 0 or -1 (got \"5 minutes\")\n");
+  EXPECT_EQ(usage_error({"serve", "--model", "/m/a.gguf", "--preload", "b"}),
+            "llmq: --preload names b, which is not served (served: a)\n");
+  EXPECT_NE(usage_error({"serve", "--model", "/m/a.gguf", "--pin", "x"}).find("--pin names x"),
+            std::string::npos);
+  EXPECT_EQ(usage_error({"serve", "--model", "/m/a.gguf", "--models", "/m/b.gguf,/m/c.gguf",
+                         "--max-loaded", "1", "--pin", "a,b"}),
+            "llmq: --pin names 2 models, more than --max-loaded 1\n");
+  EXPECT_NE(usage_error({"serve", "--model", "/m/a.gguf", "--models", "/m/b.gguf",
+                         "--max-loaded", "1", "--preload", "a,b"}).find("--preload names 2 models"),
+            std::string::npos);
+  EXPECT_EQ(usage_error({"serve", "--model", "/m/a.gguf", "--models", "/n/a.gguf"}),
+            "llmq: two models are named a: /m/a.gguf and /n/a.gguf (a model's name is its file "
+            "stem)\n");
+  EXPECT_NE(usage_error({"serve", "--max-loaded", "0"}).find("--max-loaded"), std::string::npos);
+}
+
 TEST(Config, HugeNumberIsRangeError) {
   EXPECT_EQ(usage_error({"serve", "--port", "99999999999999999999"}),
             "llmq: --port must be between 0 and 65535 (got 99999999999999999999)\n");

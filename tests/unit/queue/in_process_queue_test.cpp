@@ -61,6 +61,16 @@ TEST(InProcessQueue, CloseRefusesPushesWakesPoppersAndKeepsWaitingJobs) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(1));
 }
 
+TEST(InProcessQueue, ForEachWaitingVisitsWaitingJobsOldestFirst) {
+  InProcessQueue q(10);
+  for (const char* id : {"a", "b", "c"}) q.push(make_job(id));
+  q.remove("b");
+  std::vector<std::string> seen;
+  q.for_each_waiting([&](const JobPtr& job) { seen.push_back(job->id()); });
+  EXPECT_EQ(seen, (std::vector<std::string>{"a", "c"}));
+  EXPECT_EQ(q.depth(), 2);
+}
+
 TEST(InProcessQueue, ConcurrentProducersAndConsumersLoseNothing) {
   InProcessQueue q(100000);
   constexpr int kPerProducer = 2000;

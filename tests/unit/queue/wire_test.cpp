@@ -20,6 +20,7 @@ WorkItem sample_work() {
   w.arrived_unix_ms = 1764633600123;
   w.deadline_unix_ms = 1764633660123;
   w.reply_to = "llmq.events.gw1";
+  w.request.params.keep_alive_ms = -1;
   return w;
 }
 
@@ -39,7 +40,7 @@ TEST(Wire, WorkRoundTripsEveryFieldAWorkerUses) {
   EXPECT_EQ(d.request.params.stop, w.request.params.stop);
   EXPECT_EQ(d.arrived_unix_ms, w.arrived_unix_ms);
   EXPECT_EQ(d.deadline_unix_ms, w.deadline_unix_ms);
-  EXPECT_EQ(d.keep_alive_ms, std::nullopt);
+  EXPECT_EQ(d.request.params.keep_alive_ms, -1);
   EXPECT_EQ(d.reply_to, w.reply_to);
 }
 
@@ -72,18 +73,19 @@ TEST(Wire, EventsRoundTrip) {
       DoneEvent{"length", {3, 4, 1}, {10, 20, 30, 40.5}}, ErrorEvent{"deadline_exceeded", "late"}};
   std::int64_t seq = 0;
   for (const JobEvent& event : events) {
-    auto decoded = decode_event(encode_event({"req_9", 2, seq, event}));
+    auto decoded = decode_event(encode_event({"req_9", 2, seq, "host/7", event}));
     ASSERT_TRUE(std::holds_alternative<WireEvent>(decoded)) << std::get<std::string>(decoded);
     const WireEvent& e = std::get<WireEvent>(decoded);
     EXPECT_EQ(e.job_id, "req_9");
     EXPECT_EQ(e.attempt, 2);
     EXPECT_EQ(e.seq, seq++);
+    EXPECT_EQ(e.worker, "host/7");
     EXPECT_EQ(event_json(e.event), event_json(event));
   }
 }
 
 TEST(Wire, EventsAWorkerNeverSendsAreRefused) {
-  auto decoded = decode_event(encode_event({"req_9", 1, 0, QueuedEvent{"req_9", 1, 2}}));
+  auto decoded = decode_event(encode_event({"req_9", 1, 0, "w", QueuedEvent{"req_9", 1, 2}}));
   ASSERT_TRUE(std::holds_alternative<std::string>(decoded));
   EXPECT_EQ(std::get<std::string>(decoded), "event queued does not travel from a worker");
 }

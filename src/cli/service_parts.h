@@ -1,0 +1,40 @@
+// The parts every llmq process that serves shares (serve, gateway, worker): checking the model
+// files and this CPU, logging, where documents go, the HTTP server's limits and what it reports.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "cli/config.h"
+#include "http/server.h"
+#include "telemetry/build_info.h"
+#include "telemetry/event_sink.h"
+#include "telemetry/refusal_documents.h"
+#include "telemetry/request_document.h"
+#include "telemetry/service_metrics.h"
+
+namespace llmq {
+
+// A missing or foreign model file is refused before anything listens, with one line on stderr.
+bool check_model_file(const std::string& path);
+std::string host_name();
+// "host/pid": who runs a job, in `started` and the request documents.
+std::string worker_id();
+// Where the documents go: Elasticsearch when a URL is set, else only the spool, kept for a later
+// run with a URL to replay. Throws when the spool directory cannot be used.
+std::unique_ptr<telemetry::EventSink> make_document_sink(const ServeConfig& config);
+// The server's limits; the open-file limit is raised first so that max_connections can be
+// honoured, or is clamped (with a warning) to what that limit allows.
+http::ServerLimits server_limits(const ServeConfig& config);
+// What the server reports about connections, into the metrics (and a document per refusal).
+http::ServerObserver server_observer(telemetry::ServiceMetrics& metrics,
+                                     telemetry::EventSink& documents,
+                                     telemetry::RefusalDocuments& refusals,
+                                     const telemetry::DocumentOrigin& origin);
+void configure_logging(const std::string& level);
+// Logs what runs (llama.cpp, the CPU features its build uses, this CPU) and refuses to start
+// when the build needs an instruction set this CPU lacks: a llama.cpp built on another machine
+// would otherwise die of SIGILL on the first request. False when refused.
+bool check_build_for_this_cpu(const telemetry::BuildInfo& build);
+
+}  // namespace llmq
