@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up everything llmq needs on a fresh Debian 12 machine, then builds it:
-#   1. Debian packages (compiler, CMake, Boost, JSON/CLI/TOML/log libraries, GoogleTest);
-#      clang and libFuzzer only when fuzzing (scripts/fuzz.sh installs them), to keep this fast
+#   1. Debian packages (compiler, CMake, Boost, JSON/CLI/TOML/log libraries, GoogleTest, the NATS
+#      C client and nats-server for the scale-out mode); clang and libFuzzer only when fuzzing
+#      (scripts/fuzz.sh installs them), to keep this fast
 #   2. llama.cpp, built once into the cache (scripts/llama.sh)
 #   3. the models, fetched once into the cache (scripts/models.sh)
 #   4. llmq itself, with the CMake preset $LLMQ_PRESET (default: release)
@@ -16,7 +17,7 @@ source "$here/common.sh"
 declare -A TOOL_PACKAGE=([g++]=g++ [cmake]=cmake [ninja]=ninja-build [git]=git [python3]=python3
                          [npm]=npm [sha256sum]=coreutils [ccache]=ccache)
 LIB_PACKAGES=(libboost1.81-dev nlohmann-json3-dev libcli11-dev libtomlplusplus-dev libspdlog-dev
-              libgtest-dev libcurl4-openssl-dev libssl-dev prometheus)
+              libgtest-dev libcurl4-openssl-dev libssl-dev prometheus libnats-dev nats-server)
 
 needed=("${LIB_PACKAGES[@]}")
 for tool in "${!TOOL_PACKAGE[@]}"; do

@@ -99,7 +99,8 @@ const char* rejection_reason(const ApiError& err) {
       return err.code == "rate_limited" || err.code == "deadline" ? err.code.c_str() : "queue_full";
     default: break;
   }
-  return err.code == "not_ready" ? "not_ready" : "shutting_down";
+  if (err.code == "not_ready" || err.code == "queue_unavailable") return err.code.c_str();
+  return "shutting_down";
 }
 
 // Routes that take no body (GET, HEAD, and every method on a route that only answers GET) may
@@ -398,6 +399,8 @@ std::variant<JobPtr, http::Response> ApiHandler::queue_job(
               : options_.admission->queue_full_retry_after(state_.queue.depth(), state_.queue.capacity());
       return refuse({429, "queue_full", "the queue is full; retry later", {}}, retry);
     }
+    case PushResult::unavailable:
+      return refuse({503, "queue_unavailable", "the queue is not reachable right now; retry later", {}}, 1);
     case PushResult::closed:
       break;
   }

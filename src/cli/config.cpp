@@ -154,6 +154,18 @@ constexpr auto kServeOptions = join(
          })));
 static_assert(ranges_fit_fields(kServeOptions), "an option's range does not fit its field");
 
+// gateway and worker: serve's flags and the NATS ones.
+constexpr auto kScaleOutOptions = join(
+    std::to_array<OptionSpec<Serve>>({
+        {.name = "nats-url", .help = "NATS server with JetStream, where the queue LLM_INFERENCE lives",
+         .field = &Serve::nats_url, .mask = mask_url_credentials},
+        {.name = "ack-wait-ms",
+         .help = "a worker silent this long (dead) loses its jobs to another worker; workers heartbeat every third of it",
+         .field = &Serve::ack_wait_ms, .min = 500, .max = 3600000},
+    }),
+    kServeOptions);
+static_assert(ranges_fit_fields(kScaleOutOptions), "an option's range does not fit its field");
+
 using Setup = ElasticSetupConfig;
 constexpr auto kElasticSetupOptions = join(
     elastic_access_options<Setup>("Elasticsearch base URL"),
@@ -255,6 +267,11 @@ void check_namespace(const std::string& value) {
 }
 
 // Kibana space ids: lower-case letters, digits, '_' and '-' (it goes into the URL path).
+void check_nats_url(const std::string& url) {
+  if (!url.starts_with("nats://") && !url.starts_with("tls://"))
+    throw UsageError("--nats-url must be a nats:// or tls:// URL (got \"" + url + "\")");
+}
+
 void check_space(const std::string& value) {
   const bool ok = value.size() <= 100 && std::ranges::all_of(value, [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
@@ -345,6 +362,24 @@ CommandLine parse_command_line(int argc, const char* const* argv, const EnvLooku
   Command<ServeConfig> serve(app, {"serve"}, "run the HTTP inference server",
                              specs(kServeOptions), std::move(serve_defaults), known);
 
+  // Scale-out: serve's flags, and where the queue lives.
+  ServeConfig gateway_defaults;
+  gateway_defaults.model = default_model_path(env);
+  gateway_defaults.spool_dir = default_spool_dir(env);
+  gateway_defaults.role = Role::gateway;
+  Command<ServeConfig> gateway(
+      app, {"gateway"},
+      "run the HTTP front door of scale-out: requests queue in NATS JetStream, workers run them "
+      "(no weights are loaded here)",
+      specs(kScaleOutOptions), gateway_defaults, known);
+  ServeConfig worker_defaults = gateway_defaults;
+  worker_defaults.role = Role::worker;
+  Command<ServeConfig> worker(
+      app, {"worker"},
+      "run an inference worker of scale-out: takes jobs from NATS JetStream for its models "
+      "(--port serves /healthz, /readyz and /metrics)",
+      specs(kScaleOutOptions), worker_defaults, known);
+
   CLI::App* elastic = app.add_subcommand("elastic", "Elasticsearch: index templates, spool replay");
   Command<ElasticSetupConfig> elastic_setup(
       *elastic, {"elastic", "setup"},
@@ -380,6 +415,14 @@ CommandLine parse_command_line(int argc, const char* const* argv, const EnvLooku
       check_pool_flags(config);
       return config;
     }
+    for (Command<ServeConfig>* scale_out : {&gateway, &worker}) {
+      if (!scale_out->selected()) continue;
+      ServeConfig config = scale_out->resolve(env);
+      check_namespace(config.elastic_namespace);
+      check_pool_flags(config);
+      check_nats_url(config.nats_url);
+      return config;
+    }
     if (elastic_setup.selected()) {
       ElasticSetupConfig config = elastic_setup.resolve(env);
       if (config.elastic_url.empty()) throw UsageError("--elastic-url is required");
@@ -404,6 +447,8 @@ CommandLine parse_command_line(int argc, const char* const* argv, const EnvLooku
     return ExitNow{0};
   } catch (const CLI::ParseError& e) {
     if (serve.selected()) help = serve.help_hint();
+    if (gateway.selected()) help = gateway.help_hint();
+    if (worker.selected()) help = worker.help_hint();
     if (elastic_setup.selected()) help = elastic_setup.help_hint();
     if (elastic_replay.selected()) help = elastic_replay.help_hint();
     if (kibana_setup.selected()) help = kibana_setup.help_hint();
@@ -414,6 +459,7 @@ CommandLine parse_command_line(int argc, const char* const* argv, const EnvLooku
 }
 
 std::string describe(const ServeConfig& config) {
+  if (config.role != Role::serve) return describe_fields(config, specs(kScaleOutOptions));
   return describe_fields(config, specs(kServeOptions));
 }
 std::string describe(const ElasticSetupConfig& config) {

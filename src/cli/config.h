@@ -21,7 +21,13 @@ struct ElasticAccess {
   std::string elastic_ca_file;   // PEM bundle to verify Elasticsearch with
 };
 
+// Which process `ServeConfig` configures: the all-in-one, or one side of scale-out.
+enum class Role { serve, gateway, worker };
+
 struct ServeConfig : ElasticAccess {
+  Role role = Role::serve;                   // set by the subcommand
+  std::string nats_url = "nats://127.0.0.1:4222";  // gateway, worker: the JetStream server
+  std::int32_t ack_wait_ms = 3000;           // gateway, worker: a silent worker's jobs move after this
   std::string model;                         // GGUF path; default: the set-up's default model
   // The warm pool (engine/model_pool.h): more models beside --model, and which stay in memory.
   std::string models;                        // more GGUF paths, comma-separated (--model: default)

@@ -21,7 +21,8 @@ namespace llmq {
 
 inline constexpr const char* kQueueName = "LLM_INFERENCE";
 
-enum class PushResult { accepted, full, closed };
+// unavailable: the queue's broker did not take the job (a JetStream outage); retry later.
+enum class PushResult { accepted, full, closed, unavailable };
 
 class JobProducer {
  public:

@@ -144,6 +144,17 @@ void CallbackGauge::collect(std::string& out) const {
   out += name_ + labels_ + ' ' + expo::format_value(read_()) + '\n';
 }
 
+void CallbackFamily::collect(std::string& out) const {
+  expo::header(out, name_, help_, type_);
+  for (const auto& [labels, value] : read_())
+    out += name_ + expo::label_set(label_names_, labels) + ' ' + expo::format_value(value) + '\n';
+}
+
+void Registry::callback_family(const std::string& name, const std::string& help, const char* type,
+                               std::vector<std::string> label_names, CallbackFamily::Read read) {
+  add(std::make_unique<CallbackFamily>(name, help, type, std::move(label_names), std::move(read)));
+}
+
 Family<Counter>& Registry::counter(const std::string& name, const std::string& help,
                                    std::vector<std::string> label_names) {
   return add(std::make_unique<Family<Counter>>(name, help, std::move(label_names),

@@ -137,6 +137,25 @@ class CallbackGauge : public Collector {
   const std::string labels_;  // formatted once: fixed
 };
 
+// Series computed when scraped, any number of them (one per model, one per worker): a gauge or
+// a counter whose label values are known only then.
+class CallbackFamily : public Collector {
+ public:
+  using Read = std::function<std::vector<std::pair<Labels, double>>()>;
+  CallbackFamily(std::string name, std::string help, const char* type,
+                 std::vector<std::string> label_names, Read read)
+      : name_(std::move(name)), help_(std::move(help)), type_(type),
+        label_names_(std::move(label_names)), read_(std::move(read)) {}
+  void collect(std::string& out) const override;
+
+ private:
+  const std::string name_;
+  const std::string help_;
+  const char* const type_;  // "gauge" or "counter"
+  const std::vector<std::string> label_names_;
+  const Read read_;
+};
+
 class Registry {
  public:
   Family<Counter>& counter(const std::string& name, const std::string& help,
@@ -149,6 +168,9 @@ class Registry {
   void callback_gauge(const std::string& name, const std::string& help,
                       std::function<double()> read, std::vector<std::string> label_names = {},
                       Labels label_values = {});
+  // `type`: "gauge" or "counter" (then `read` must never go down for a series).
+  void callback_family(const std::string& name, const std::string& help, const char* type,
+                       std::vector<std::string> label_names, CallbackFamily::Read read);
   // Any other collector (summaries, groups of /proc readings); kept in registration order.
   template <class C>
   C& add(std::unique_ptr<C> collector) {

@@ -1,0 +1,204 @@
+"""Scale-out: `llmq gateway` and `llmq worker`s joined by a real NATS JetStream server.
+
+The queue LLM_INFERENCE lives in the broker, so a worker can die (SIGKILL), stop (SIGTERM) or the
+broker itself restart without a client losing its request or seeing a token twice."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from llmq_e2e import LONG_PROMPT, model_name
+from metrics_util import scrape
+from scale_out import NatsServer, ScaleOut, gemma_path
+from sse_client import OpenStream, stream_request
+
+
+@pytest.fixture
+def nats(tmp_path):
+    n = NatsServer(tmp_path).start()
+    yield n
+    n.stop()
+
+
+@pytest.fixture
+def cluster(llmq_factory, nats):
+    c = ScaleOut(llmq_factory, nats)
+    yield c
+    llmq_factory.stop_all()  # while the broker still runs (its fixture ends first)
+
+
+def counting(i: int, max_tokens: int = 40) -> dict:
+    """A request that keeps generating (it counts), with a seed of its own."""
+    return {"prompt": f"{LONG_PROMPT} {i},", "max_tokens": max_tokens, "temperature": 0.7,
+            "seed": 1000 + i}
+
+
+def test_a_request_goes_through_the_gateway_to_a_worker(cluster):
+    gw = cluster.start_gateway()
+    w = cluster.start_worker(name="only")
+    s = stream_request(gw.base_url, {"prompt": "Say hello.", "max_tokens": 8, "temperature": 0})
+    assert s.finish_reason in ("stop", "length")
+    assert s.started.data["attempt"] == 1
+    assert s.started.data["worker"].endswith(f"/{w.proc.pid}"), s.started.data
+    assert s.done["usage"]["prompt_tokens"] > 0
+    # The OpenAI route and the models list run through the same queue.
+    r = httpx.post(gw.base_url + "/v1/chat/completions", timeout=60, json={
+        "model": model_name(), "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4})
+    assert r.status_code == 200, r.text
+    assert r.json()["choices"][0]["message"]["role"] == "assistant"
+    ids = [m["id"] for m in httpx.get(gw.base_url + "/v1/models", timeout=5).json()["data"]]
+    assert ids == [model_name()]
+    # The gateway never loaded weights: no slots of its own, and its metrics see the queue.
+    metrics = scrape(gw.base_url)
+    assert metrics.has("llmq_jetstream_pending", model=model_name())
+    assert scrape(w.base_url).get("llmq_slots") == 2
+
+
+def test_the_same_seed_gives_the_same_text_on_any_worker(cluster):
+    gw = cluster.start_gateway()
+    cluster.start_worker()
+    a = stream_request(gw.base_url, counting(7))
+    b = stream_request(gw.base_url, counting(7))
+    assert a.text == b.text and a.text
+
+
+def test_a_killed_worker_loses_no_request_and_repeats_no_token(cluster):
+    """24 concurrent requests over two workers; one worker is SIGKILLed while it generates. Every
+    request ends with done; token indices are contiguous and unique (check_stream); the jobs that
+    ran again say so with `started` attempt 2, and their text is what an uninterrupted run with
+    the same seed gives."""
+    gw = cluster.start_gateway("--queue-max", "64")
+    w1 = cluster.start_worker(name="doomed")
+    cluster.start_worker(name="survivor")
+    bodies = [counting(i) for i in range(24)]
+    killed_at: list[float] = []
+    tokens_seen = threading.Event()
+
+    def one(body):
+        with OpenStream(gw.base_url, body, timeout=300) as st:
+            for e in st.iter_all():
+                if e.event == "token" and e.data["i"] >= 3:
+                    tokens_seen.set()
+            return st.checked()
+
+    def killer():
+        tokens_seen.wait(120)
+        time.sleep(0.3)
+        killed_at.append(time.monotonic())
+        cluster.kill(w1)
+
+    with ThreadPoolExecutor(25) as pool:
+        k = pool.submit(killer)
+        streams = list(pool.map(one, bodies))
+        k.result()
+
+    assert killed_at, "the worker was never killed"
+    for s in streams:
+        assert s.finish_reason == "length", s.terminal.data
+    rerun = [s for s in streams if s.restarts]
+    assert rerun, "no job was running on the killed worker"
+    for s in rerun:
+        assert s.restarts[-1].data["attempt"] == 2
+        assert not s.restarts[-1].data["worker"].endswith(f"/{w1.proc.pid}")
+    # Redelivery came within seconds of the kill (AckWait 2 s here).
+    delays = [s.restarts[0].t - killed_at[0] for s in rerun]
+    print(f"redelivery after SIGKILL: {len(rerun)} jobs, first restart after "
+          f"{min(delays):.2f} s, last after {max(delays):.2f} s")
+    assert min(delays) < 10, delays
+    # The reruns sampled the same tokens: their text is that of a run never interrupted.
+    for s in rerun[:3]:
+        i = next(i for i, b in enumerate(bodies) if streams[i] is s)
+        again = stream_request(gw.base_url, bodies[i])
+        assert again.text == s.text
+
+
+def test_a_broker_restart_loses_no_accepted_job(cluster, nats):
+    gw = cluster.start_gateway("--queue-max", "64")
+    cluster.start_worker()
+    cluster.start_worker()
+    bodies = [counting(i, max_tokens=60) for i in range(12)]
+    results: list = [None] * len(bodies)
+    first_tokens = threading.Event()
+
+    def one(i):
+        with OpenStream(gw.base_url, bodies[i], timeout=300) as st:
+            for e in st.iter_all():
+                if e.event == "token":
+                    first_tokens.set()
+            results[i] = st.checked()
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(bodies))]
+    for t in threads:
+        t.start()
+    assert first_tokens.wait(120)
+    nats.stop()
+    time.sleep(1.0)
+    nats.start()
+    for t in threads:
+        t.join(300)
+    for s in results:
+        assert s is not None and s.finish_reason == "length", s and s.terminal.data
+    # And the service goes on.
+    assert stream_request(gw.base_url, counting(99, 4)).finish_reason == "length"
+
+
+def test_a_stopping_worker_hands_its_jobs_back(cluster):
+    gw = cluster.start_gateway()
+    leaving = cluster.start_worker("--drain-timeout-ms", "300", name="leaving")
+    with OpenStream(gw.base_url, counting(1, max_tokens=200), timeout=300) as st:
+        st.read_until(lambda e: e.event == "token" and e.data["i"] >= 2, "tokens")
+        cluster.start_worker(name="staying")
+        leaving.proc.send_signal(signal.SIGTERM)
+        assert leaving.proc.wait(20) == 0
+        s = st.read_all()
+    assert s.finish_reason == "length"
+    assert s.restarts and s.restarts[-1].data["attempt"] == 2
+
+
+def test_a_full_stream_says_queue_full(cluster):
+    gw = cluster.start_gateway("--queue-max", "2")  # no worker: nothing leaves the stream
+    streams = [OpenStream(gw.base_url, counting(i)) for i in range(2)]
+    try:
+        for st in streams:
+            st.read_until(lambda e: e.event == "queued", "queued")
+        r = httpx.post(gw.base_url + "/api/v1/req", json=counting(3), timeout=10)
+        assert r.status_code == 429, r.text
+        assert r.json()["error"]["code"] == "queue_full"
+        assert r.headers.get("retry-after")
+    finally:
+        for st in streams:
+            st.close()
+
+
+def test_a_cancelled_request_stops_its_worker(cluster):
+    gw = cluster.start_gateway()
+    w = cluster.start_worker()
+    st = OpenStream(gw.base_url, counting(2, max_tokens=2000), timeout=300)
+    st.read_until(lambda e: e.event == "token", "a token")
+    st.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if scrape(w.base_url).get("llmq_slots_busy") == 0:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the worker kept generating for a client that left")
+
+
+def test_a_cold_model_on_a_worker_sends_loading(cluster):
+    gemma = gemma_path()
+    gw = cluster.start_gateway(models=[gemma])
+    cluster.start_worker("--max-loaded", "2", models=[gemma])
+    s = stream_request(gw.base_url, {"model": gemma.stem, "prompt": "Hello", "max_tokens": 4,
+                                     "temperature": 0}, timeout=180)
+    assert [e.data["model"] for e in s.loading] == [gemma.stem]
+    assert s.finish_reason in ("stop", "length")
+    again = stream_request(gw.base_url, {"model": gemma.stem, "prompt": "Hello", "max_tokens": 4,
+                                         "temperature": 0})
+    assert not again.loading
