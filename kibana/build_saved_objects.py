@@ -220,6 +220,14 @@ def visualizations() -> list[dict]:
         "lnsXY", xy("line", "t", ["cpu", "mem"], right_axis=["mem"]),
         "The machine's CPU use (left) and used memory (right)."))
 
+    out.append(lens("llmq-lens-workers", "Requests by worker", REQUESTS,
+        {"t": col_date(), "n": col_count("Requests"),
+         "w": col_terms("llmq.worker", "Worker", order_by="n", size=10)},
+        "lnsXY", xy("bar_stacked", "t", ["n"], split="w"),
+        "Requests per interval by the worker (host/pid) whose run ended them; with scale-out, "
+        "one series per worker process.",
+        query="llmq.worker : *"))
+
     out.append(lens("llmq-lens-slowest", "Slowest requests", REQUESTS,
         {"id": col_terms("llmq.request_id", "Request id", order_by="total", size=20),
          "total": col_metric("max", "llmq.total_ms", "total_ms"),
@@ -242,6 +250,7 @@ LAYOUT = [
     ("llmq-lens-ttft", 16, 12), ("llmq-lens-queue-depth", 16, 12), ("llmq-lens-queue-wait", 16, 12),
     ("llmq-lens-tokens-per-s", 16, 12), ("llmq-lens-rejections", 16, 12), ("llmq-lens-retries", 16, 12),
     ("llmq-lens-process", 16, 12), ("llmq-lens-host", 16, 12), ("llmq-lens-prompt-cache", 16, 12),
+    ("llmq-lens-workers", 48, 12),
     ("llmq-lens-slowest", 48, 15),
 ]
 
