@@ -22,19 +22,33 @@ def compose() -> dict:
 
 
 def llmq_commands(compose) -> list[list[str]]:
-    """Every llmq command line of the compose file, as words: the setup service's shell lines
-    and the llmq service's command (the image's entrypoint is `llmq serve`)."""
+    """Every llmq command line of the compose file and of the Kubernetes manifests, as words:
+    the setup service's shell lines, the llmq service's command (the image's entrypoint is
+    `llmq serve`), the scale-out services' (entrypoint `llmq`), and the containers of
+    deploy/k8s."""
     s = compose["services"]
     script = " ".join(s["setup"]["command"])
     lines = [part.split() for part in script.split("&&")]
-    return [words for words in lines if words and words[0] == "llmq"] + \
+    commands = [words for words in lines if words and words[0] == "llmq"] + \
         [["llmq", "serve", *s["llmq"]["command"]]]
+    for service in s.values():
+        if service.get("entrypoint") == ["llmq"]:
+            commands.append(["llmq", *service["command"]])
+    for path in sorted((REPO / "deploy" / "k8s").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+            spec = (doc or {}).get("spec", {}).get("template", {}).get("spec", {})
+            for c in spec.get("containers", []):
+                if c.get("command") == ["llmq"]:
+                    commands.append(["llmq", *c.get("args", [])])
+    return commands
 
 
 def test_every_compose_flag_exists_in_the_binary(compose):
     """The files name flags of the real binary: each one appears in `llmq <command> --help`."""
     commands = llmq_commands(compose)
     assert [c[:3] for c in commands[:2]] == [["llmq", "elastic", "setup"], ["llmq", "kibana", "setup"]]
+    subcommands = [c[1] for c in commands]
+    assert subcommands.count("gateway") >= 2 and subcommands.count("worker") >= 3, subcommands
     for words in commands:
         sub = [w for w in words[1:3] if not w.startswith("-")]
         help_text = subprocess.run([str(llmq_bin()), *sub, "--help"], capture_output=True,
