@@ -1,6 +1,8 @@
 // Tests of the llmq command line: flags, LLMQ_* environment, TOML file, precedence, validation.
 #include "cli/config.h"
 
+#include "cli/config_test_util.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -14,51 +16,7 @@
 namespace llmq {
 namespace {
 
-using Env = std::map<std::string, std::string>;
-
-EnvLookup env_of(Env vars) {
-  return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
-    const auto it = vars.find(name);
-    if (it == vars.end()) return std::nullopt;
-    return it->second;
-  };
-}
-
-const Env kHome = {{"HOME", "/home/u"}};
-const std::string kHomeModel = "/home/u/.cache/llmq/models/SmolLM2-135M-Instruct.Q4_1.gguf";
-
-CommandLine parse(std::vector<std::string> args, const Env& env = kHome) {
-  args.insert(args.begin(), "llmq");
-  std::vector<const char*> argv;
-  for (const auto& arg : args) argv.push_back(arg.c_str());
-  return parse_command_line(static_cast<int>(argv.size()), argv.data(), env_of(env));
-}
-
-// Parses a command line that must succeed.
-ServeConfig serve(std::vector<std::string> args, const Env& env = kHome) {
-  testing::internal::CaptureStderr();
-  CommandLine result = parse(std::move(args), env);
-  const std::string err = testing::internal::GetCapturedStderr();
-  EXPECT_TRUE(std::holds_alternative<ServeConfig>(result)) << "stderr: " << err;
-  EXPECT_EQ(err, "");
-  if (auto* config = std::get_if<ServeConfig>(&result)) return *config;
-  return {};
-}
-
-// Parses a command line that must fail with a usage error; returns the stderr text.
-std::string usage_error(std::vector<std::string> args, const Env& env = kHome) {
-  testing::internal::CaptureStderr();
-  CommandLine result = parse(std::move(args), env);
-  const std::string err = testing::internal::GetCapturedStderr();
-  const auto* exit = std::get_if<ExitNow>(&result);
-  EXPECT_NE(exit, nullptr) << "parsed although an error was expected";
-  if (exit != nullptr) {
-    EXPECT_EQ(exit->code, 2);
-  }
-  EXPECT_TRUE(err.starts_with("llmq: ")) << err;
-  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << "not one line: " << err;
-  return err;
-}
+using namespace config_test;
 
 class ConfigTest : public testing::Test {
  protected:
@@ -491,43 +449,6 @@ TEST(Config, ProcessEnvReadsTheRealEnvironment) {
   EXPECT_EQ(process_env()("LLMQ_TEST_PROCESS_ENV"), "yes");
   unsetenv("LLMQ_TEST_PROCESS_ENV");
   EXPECT_EQ(process_env()("LLMQ_TEST_PROCESS_ENV"), std::nullopt);
-}
-
-}  // namespace
-}  // namespace llmq
-
-namespace llmq {
-namespace {
-
-TEST(ScaleOutConfig, GatewayAndWorkerTakeServesFlagsAndTheNatsOnes) {
-  const ServeConfig g = serve({"gateway", "--nats-url", "nats://broker:4222", "--port", "9000",
-                               "--queue-max", "7", "--ack-wait-ms", "1500"});
-  EXPECT_EQ(g.role, Role::gateway);
-  EXPECT_EQ(g.nats_url, "nats://broker:4222");
-  EXPECT_EQ(g.port, 9000);
-  EXPECT_EQ(g.queue_max, 7);
-  EXPECT_EQ(g.ack_wait_ms, 1500);
-  const ServeConfig w = serve({"worker", "--slots", "3", "--threads", "1", "--max-loaded", "1"},
-                              {{"HOME", "/home/u"}, {"LLMQ_NATS_URL", "tls://n:4222"}});
-  EXPECT_EQ(w.role, Role::worker);
-  EXPECT_EQ(w.nats_url, "tls://n:4222");
-  EXPECT_EQ(w.slots, 3);
-  EXPECT_EQ(w.ack_wait_ms, 3000);
-  EXPECT_EQ(serve({"serve"}).role, Role::serve);
-}
-
-TEST(ScaleOutConfig, ABadNatsUrlOrAckWaitIsAUsageError) {
-  EXPECT_NE(usage_error({"gateway", "--nats-url", "http://x:4222"}).find("--nats-url"), std::string::npos);
-  EXPECT_NE(usage_error({"worker", "--ack-wait-ms", "10"}).find("ack-wait-ms"), std::string::npos);
-  // serve has no queue in NATS: the flag is not its own.
-  usage_error({"serve", "--nats-url", "nats://x:4222"});
-}
-
-TEST(ScaleOutConfig, TheDescriptionMasksTheBrokersCredentials) {
-  const ServeConfig g = serve({"gateway", "--nats-url", "nats://user:secret@broker:4222"});
-  const std::string line = describe(g);
-  EXPECT_NE(line.find("nats_url="), std::string::npos) << line;
-  EXPECT_EQ(line.find("secret"), std::string::npos) << line;
 }
 
 }  // namespace

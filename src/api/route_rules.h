@@ -1,0 +1,33 @@
+// What the routes of ApiHandler agree on: which dialect a path speaks, the labels of the
+// metrics, how a refusal is answered, request ids.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "http/api_error.h"
+#include "http/server.h"
+#include "queue/request.h"
+
+namespace llmq {
+
+// Routes under /v1/ are OpenAI's: their errors (even a 404) come in OpenAI's shape.
+Dialect dialect_of(std::string_view target);
+// The path of a completion route.
+const char* route_of(Dialect dialect);
+std::int64_t unix_seconds();
+http::Response with_retry_after(http::Response res, int seconds);
+// A refusal as sent: the route's error body, Retry-After when there is a wait to suggest
+// (0: none), and the auth challenge on a 401.
+http::Response refusal_response(Dialect dialect, const ApiError& err, std::int64_t retry_after_s,
+                                bool keep_alive);
+std::string new_request_id();
+bool is_json_content_type(std::string_view value);
+// The route label of llmq_requests_total: a known path, or "other" so that scanners probing
+// random paths cannot grow the number of series.
+std::string route_label(std::string_view target);
+// The reason label of llmq_requests_rejected_total for an admission refusal.
+const char* rejection_reason(const ApiError& err);
+
+}  // namespace llmq
