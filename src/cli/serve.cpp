@@ -122,6 +122,9 @@ int run_serve(const ServeConfig& config) {
                                },
                                .idle = [&] { return queue.depth() == 0 && hosting.busy_slots() == 0; },
                                .finish_work = [&] {
+                                 // Snapshots end with the work: one taken after the models are
+                                 // unloaded would report a service of no slots.
+                                 reporter.stop();
                                  queue.close();
                                  hosting.stop();
                                  // Jobs that never reached a slot still owe their clients a last event.
