@@ -321,7 +321,7 @@ int run_worker(const ServeConfig& config) {
       WorkerHeartbeat beat{.worker = id, .slots = pool.total_slots(), .slots_busy = pool.busy_slots(), .models = {}};
       for (const ModelStatus& m : pool.snapshot()) beat.models[m.name] = model_state_name(m.state);
       nc.publish(nats::kWorkersSubject, encode_heartbeat(beat));
-      for (int i = 0; i < 200 && !stop.stop_requested(); ++i) std::this_thread::sleep_for(milliseconds(10));
+      for (int i = 0; i < 20 && !stop.stop_requested(); ++i) std::this_thread::sleep_for(milliseconds(100));
     }
   });
 

@@ -390,7 +390,7 @@ void JetStreamQueue::poll_loop(const std::stop_token& stop) {
     check_quiet_jobs();
     const auto until = SteadyClock::now() + options_.poll_interval;
     while (!stop.stop_requested() && SteadyClock::now() < until)
-      std::this_thread::sleep_for(milliseconds(10));
+      std::this_thread::sleep_for(milliseconds(25));
   }
 }
 

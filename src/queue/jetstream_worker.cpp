@@ -128,11 +128,14 @@ void JetStreamWorker::fetch_loop(const std::string& model, const std::stop_token
   while (!stop.stop_requested()) {
     const std::int64_t room = fetching_ ? std::min<std::int64_t>(options_.room(model), 32) : 0;
     if (room <= 0) {
-      std::this_thread::sleep_for(milliseconds(10));
+      // A job ending wakes this at once; a model loaded or evicted is seen within the timeout.
+      std::unique_lock lock(mu_);
+      changed_.wait_for(lock, milliseconds(50));
       continue;
     }
     natsMsgList list{};
     jsErrCode code = static_cast<jsErrCode>(0);
+    const auto asked = SteadyClock::now();
     const natsStatus s = natsSubscription_Fetch(&list, sub, static_cast<int>(room), 500, &code);
     if (s == NATS_OK) {
       for (int i = 0; i < list.Count; ++i) {
@@ -146,7 +149,7 @@ void JetStreamWorker::fetch_loop(const std::string& model, const std::stop_token
     natsMsgList_Destroy(&list);
     if (s == NATS_TIMEOUT) {
       // nats.c 3.4.1 may answer the next fetch with a timeout at once: don't spin on it.
-      std::this_thread::sleep_for(milliseconds(5));
+      if (SteadyClock::now() - asked < milliseconds(100)) std::this_thread::sleep_for(milliseconds(20));
       continue;
     }
     if (SteadyClock::now() - last_complaint > std::chrono::seconds(10)) {
@@ -191,6 +194,7 @@ void JetStreamWorker::take(natsMsg* raw) {
         it->second.msg = std::move(msg);
       } else {
         settles_.push_back({std::move(msg), true, SteadyClock::now() + std::chrono::seconds(60)});
+        changed_.notify_all();
       }
       return;
     }
@@ -222,6 +226,7 @@ void JetStreamWorker::ended(const std::string& job_id, bool hand_back) {
   h.ended_at = SteadyClock::now();
   if (h.msg) settles_.push_back({std::move(h.msg), !hand_back, SteadyClock::now() + std::chrono::seconds(60)});
   if (hand_back) held_.erase(it);  // another worker runs it; no events of ours to send again
+  changed_.notify_all();
 }
 
 void JetStreamWorker::ack_loop(const std::stop_token& stop) {
@@ -235,7 +240,8 @@ void JetStreamWorker::ack_loop(const std::stop_token& stop) {
       }
     }
     if (!next) {
-      std::this_thread::sleep_for(milliseconds(5));
+      std::unique_lock lock(mu_);
+      changed_.wait_for(lock, milliseconds(100), [&] { return !settles_.empty(); });
       continue;
     }
     if (!next->ack) {
@@ -251,7 +257,7 @@ void JetStreamWorker::ack_loop(const std::stop_token& stop) {
     }
     std::this_thread::sleep_for(milliseconds(100));
     std::lock_guard lock(mu_);
-    settles_.push_back(std::move(*next));
+    settles_.push_back(std::move(*next));  // tried again at once: the broker is back, or not
   }
 }
 
@@ -272,7 +278,7 @@ void JetStreamWorker::heartbeat_loop(const std::stop_token& stop) {
       }
     }
     const auto until = SteadyClock::now() + period;
-    while (!stop.stop_requested() && SteadyClock::now() < until) std::this_thread::sleep_for(milliseconds(10));
+    while (!stop.stop_requested() && SteadyClock::now() < until) std::this_thread::sleep_for(milliseconds(50));
   }
 }
 

@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -97,6 +98,10 @@ class JetStreamWorker {
     std::chrono::steady_clock::time_point give_up;
   };
   mutable std::mutex mu_;  // guards everything below
+  // Woken when a job ends (a slot may be free: the fetch threads look again) or an ack or nak
+  // is queued (the ack thread): no thread polls while nothing happens, so none takes a core
+  // from the decode threads.
+  std::condition_variable changed_;
   std::unordered_map<std::string, Held> held_;  // by job id, running or ended (kept keep_events)
   std::deque<Settle> settles_;                  // acks and naks not yet through
   std::atomic<bool> fetching_{false};

@@ -52,6 +52,10 @@ Connection::Connection(const std::string& url, const std::string& name,
   check(natsOptions_SetPingInterval(opts, 2000), "NATS ping interval");
   check(natsOptions_SetReconnectedCB(opts, &Connection::on_reconnected, this), "NATS callback");
   check(natsOptions_SetRetryOnFailedConnect(opts, true, nullptr, nullptr), "NATS retry");
+  // A publish is written by the thread that makes it instead of waking the library's flusher
+  // thread: a worker publishes one event per token from its decode loop, and on a machine whose
+  // cores all decode, every extra wake-up is taken from decoding.
+  check(natsOptions_SetSendAsap(opts, true), "NATS send-asap");
   natsStatus s = natsConnection_Connect(&nc_, opts);
   // With retry on, NATS_NOT_YET_CONNECTED means "connecting in the background".
   if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) check(s, "cannot connect to NATS at " + url);
