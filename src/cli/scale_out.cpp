@@ -109,30 +109,18 @@ void watch_jetstream(telemetry::ServiceMetrics& metrics, const JetStreamQueue& q
 
 int run_gateway(const ServeConfig& config) {
   configure_logging(config.log_level);
+  const std::optional<std::vector<std::string>> checked = checked_model_names(config);
+  if (!checked) return 1;
+  const std::vector<std::string>& names = *checked;
   const std::vector<std::string> paths = served_model_paths(config);
-  std::vector<std::string> names;
-  for (const std::string& path : paths) {
-    if (!check_model_file(path)) return 1;
-    names.push_back(model_name_of(path));
-  }
   const telemetry::BuildInfo build = llama_build_info();
   spdlog::info("llmq {} ({}) gateway: no weights are loaded here, only vocabularies", build.version, build.commit);
-  ApiKeys api_keys;
-  ClientIdentity identity;
-  try {
-    api_keys = ApiKeys::load(config.api_key, config.api_key_file);
-    identity = ClientIdentity(config.trusted_proxies);
-  } catch (const std::invalid_argument& e) {
-    std::fprintf(stderr, "llmq: %s\n", e.what());
-    return 2;
-  }
-  std::unique_ptr<telemetry::EventSink> documents;
-  try {
-    documents = make_document_sink(config);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "llmq: cannot use spool directory %s: %s\n", config.spool_dir.c_str(), e.what());
-    return 1;
-  }
+  auto prepared = client_side(config);
+  if (const int* exit_code = std::get_if<int>(&prepared)) return *exit_code;
+  ClientSide& side = std::get<ClientSide>(prepared);
+  const ApiKeys& api_keys = side.api_keys;
+  const ClientIdentity& identity = side.identity;
+  std::unique_ptr<telemetry::EventSink>& documents = side.documents;
   const telemetry::DocumentOrigin origin{config.service_name, host_name(), config.elastic_namespace};
 
   // Each model's vocabulary and chat template: what admission needs, in milliseconds.
@@ -238,12 +226,9 @@ int run_gateway(const ServeConfig& config) {
 
 int run_worker(const ServeConfig& config) {
   configure_logging(config.log_level);
-  const std::vector<std::string> paths = served_model_paths(config);
-  std::vector<std::string> names;
-  for (const std::string& path : paths) {
-    if (!check_model_file(path)) return 1;
-    names.push_back(model_name_of(path));
-  }
+  const std::optional<std::vector<std::string>> checked = checked_model_names(config);
+  if (!checked) return 1;
+  const std::vector<std::string>& names = *checked;
   const telemetry::BuildInfo build = llama_build_info();
   if (!check_build_for_this_cpu(build)) return 1;
   const std::string id = worker_id();

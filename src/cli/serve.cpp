@@ -24,34 +24,19 @@ namespace asio = boost::asio;
 
 int run_serve(const ServeConfig& config) {
   configure_logging(config.log_level);
-  std::vector<std::string> model_names;
-  for (const std::string& path : served_model_paths(config)) {
-    if (!check_model_file(path)) return 1;
-    model_names.push_back(model_name_of(path));
-  }
+  const std::optional<std::vector<std::string>> model_names = checked_model_names(config);
+  if (!model_names) return 1;
   const telemetry::BuildInfo build = llama_build_info();
   if (!check_build_for_this_cpu(build)) return 1;
-  ApiKeys api_keys;
-  ClientIdentity identity;
-  try {
-    api_keys = ApiKeys::load(config.api_key, config.api_key_file);
-    identity = ClientIdentity(config.trusted_proxies);
-  } catch (const std::invalid_argument& e) {
-    std::fprintf(stderr, "llmq: %s\n", e.what());
-    return 2;
-  }
-
-  std::unique_ptr<telemetry::EventSink> documents;
-  try {
-    documents = make_document_sink(config);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "llmq: cannot use spool directory %s: %s\n", config.spool_dir.c_str(),
-                 e.what());
-    return 1;
-  }
+  auto prepared = client_side(config);
+  if (const int* exit_code = std::get_if<int>(&prepared)) return *exit_code;
+  ClientSide& side = std::get<ClientSide>(prepared);
+  const ApiKeys& api_keys = side.api_keys;
+  const ClientIdentity& identity = side.identity;
+  std::unique_ptr<telemetry::EventSink>& documents = side.documents;
   const telemetry::DocumentOrigin origin{config.service_name, host_name(), config.elastic_namespace};
 
-  ModelQueues queue(model_names, config.queue_max);
+  ModelQueues queue(*model_names, config.queue_max);
   ServiceState state(queue);
   telemetry::ServiceMetrics metrics(
       telemetry::ServiceMetricsOptions{.window = std::chrono::seconds(config.metrics_window_s),

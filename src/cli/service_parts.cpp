@@ -67,6 +67,34 @@ bool check_model_file(const std::string& path) {
   return true;
 }
 
+std::optional<std::vector<std::string>> checked_model_names(const ServeConfig& config) {
+  std::vector<std::string> names;
+  for (const std::string& path : served_model_paths(config)) {
+    if (!check_model_file(path)) return std::nullopt;
+    names.push_back(model_name_of(path));
+  }
+  return names;
+}
+
+std::variant<ClientSide, int> client_side(const ServeConfig& config) {
+  ClientSide side;
+  try {
+    side.api_keys = ApiKeys::load(config.api_key, config.api_key_file);
+    side.identity = ClientIdentity(config.trusted_proxies);
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "llmq: %s\n", e.what());
+    return 2;
+  }
+  try {
+    side.documents = make_document_sink(config);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "llmq: cannot use spool directory %s: %s\n", config.spool_dir.c_str(),
+                 e.what());
+    return 1;
+  }
+  return side;
+}
+
 std::string host_name() {
   char host[256] = {};
   gethostname(host, sizeof host - 1);

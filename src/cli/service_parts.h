@@ -3,7 +3,13 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
+#include <variant>
+#include <vector>
+
+#include "api/api_keys.h"
+#include "api/client_identity.h"
 
 #include "cli/config.h"
 #include "http/server.h"
@@ -17,6 +23,20 @@ namespace llmq {
 
 // A missing or foreign model file is refused before anything listens, with one line on stderr.
 bool check_model_file(const std::string& path);
+// The served models' names (their file stems, --model's first), every file checked; nullopt
+// once one was refused.
+std::optional<std::vector<std::string>> checked_model_names(const ServeConfig& config);
+
+// What a process that answers clients needs before it listens: who may call, who a keyless
+// client is, where the request documents go.
+struct ClientSide {
+  ApiKeys api_keys;
+  ClientIdentity identity;
+  std::unique_ptr<telemetry::EventSink> documents;
+};
+// The client side from the flags, or the exit code after one line on stderr (2: a bad key or
+// proxy list; 1: a spool directory that cannot be used).
+std::variant<ClientSide, int> client_side(const ServeConfig& config);
 std::string host_name();
 // "host/pid": who runs a job, in `started` and the request documents.
 std::string worker_id();
