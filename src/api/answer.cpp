@@ -120,7 +120,7 @@ awaitable<void> openai_stream(JobFollower& follower, EventChannel& channel,
     note_event(record, event);
     std::string frame;
     if (std::holds_alternative<QueuedEvent>(event) || std::holds_alternative<PingEvent>(event) ||
-        std::holds_alternative<LoadingEvent>(event)) {
+        std::holds_alternative<LoadingEvent>(event) || std::holds_alternative<RequeuedEvent>(event)) {
       frame = openai::Completion::ping();
     } else if (std::holds_alternative<StartedEvent>(event)) {
       if (!std::exchange(opened, true)) frame = completion.opening();

@@ -243,7 +243,9 @@ void ModelPool::begin_load(Model& model, Clock::time_point now) {
 
 void ModelPool::tell_loading(Model& model) {
   model.spec.inbox->for_each_waiting([&](const JobPtr& job) {
-    if (model.told.insert(job->id()).second) job->emit(LoadingEvent{model.spec.name});
+    if (model.told.insert(job->id()).second) job->emit(LoadingEvent{
+        model.spec.name,
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - job->arrived()).count()});
   });
 }
 

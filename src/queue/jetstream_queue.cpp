@@ -224,6 +224,11 @@ void JetStreamQueue::apply(Tracked& t, WireEvent&& e) {
   if (e.attempt < t.attempt) return;  // an earlier run, replaced by a later one
   if (e.attempt > t.attempt) {
     if (t.attempt > 0 && t.started) ++counters_.reruns;
+    // A run after another: the client learns why, unless the last worker said so itself.
+    if (t.attempt > 0 && t.requeue_told < e.attempt) {
+      t.requeue_told = e.attempt;
+      t.job->emit(RequeuedEvent{e.attempt, "worker_lost"});
+    }
     t.attempt = e.attempt;
     t.next_seq = 0;
     t.next_index = 0;
@@ -272,7 +277,11 @@ void JetStreamQueue::apply(Tracked& t, WireEvent&& e) {
     finish(id, std::move(e.event));
     return;
   }
-  t.job->emit(std::move(e.event));  // loading
+  if (const auto* requeued = std::get_if<RequeuedEvent>(&e.event)) {
+    if (t.requeue_told >= requeued->attempt) return;
+    t.requeue_told = requeued->attempt;
+  }
+  t.job->emit(std::move(e.event));  // loading, requeued
 }
 
 void JetStreamQueue::request_resend(Tracked& t) {

@@ -118,6 +118,7 @@ class JetStreamQueue final : public JobProducer {
     std::chrono::steady_clock::time_point last_heard{};
     std::chrono::steady_clock::time_point last_resend{};
     int silent_checks = 0;           // quiet checks without an answer or progress
+    int requeue_told = 0;            // the attempt the client was last told a `requeued` for
   };
   mutable std::mutex mu_;  // guards everything below; events are emitted with it held (in order)
   std::unordered_map<std::string, Tracked> jobs_;

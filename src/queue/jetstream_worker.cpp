@@ -44,7 +44,11 @@ class JetStreamWorker::Sink final : public JobSink {
       std::lock_guard lock(worker_.mu_);
       const auto it = worker_.held_.find(job_id_);
       if (it == worker_.held_.end() || it->second.ended) return;
-      if (!hand_back) worker_.publish_event(it->second, std::move(event));
+      if (hand_back) {
+        worker_.publish_event(it->second, RequeuedEvent{it->second.delivery + 1, "worker_stopping"});
+      } else {
+        worker_.publish_event(it->second, std::move(event));
+      }
     }
     if (last) worker_.ended(job_id_, hand_back);
   }

@@ -13,6 +13,7 @@ struct NameOf {
   const char* operator()(const QueuedEvent&) const { return "queued"; }
   const char* operator()(const PingEvent&) const { return "ping"; }
   const char* operator()(const LoadingEvent&) const { return "loading"; }
+  const char* operator()(const RequeuedEvent&) const { return "requeued"; }
   const char* operator()(const StartedEvent&) const { return "started"; }
   const char* operator()(const TokenEvent&) const { return "token"; }
   const char* operator()(const DoneEvent&) const { return "done"; }
@@ -30,7 +31,12 @@ struct JsonOf {
     if (e.running) return {{"running", true}, {"position", 0}, {"waited_ms", e.waited_ms}};
     return {{"position", e.position}, {"waited_ms", e.waited_ms}};
   }
-  json operator()(const LoadingEvent& e) const { return {{"model", e.model}}; }
+  json operator()(const LoadingEvent& e) const {
+    return {{"model", e.model}, {"waited_ms", e.waited_ms}};
+  }
+  json operator()(const RequeuedEvent& e) const {
+    return {{"attempt", e.attempt}, {"reason", e.reason}};
+  }
   json operator()(const StartedEvent& e) const {
     return {{"worker", e.worker}, {"queue_ms", e.queue_ms}, {"attempt", e.attempt}};
   }

@@ -25,6 +25,14 @@ struct PingEvent {
 // The job's model is being loaded into memory (a cold model in a warm pool): the wait is longer.
 struct LoadingEvent {
   std::string model;
+  std::int64_t waited_ms = 0;  // time since the job arrived
+};
+
+// The job runs again (scale-out): its worker was lost ("worker_lost") or stopped and handed it
+// back ("worker_stopping"). The client keeps what it has: the next run's tokens go on from there.
+struct RequeuedEvent {
+  int attempt = 2;     // the run that comes next
+  std::string reason;  // "worker_lost" or "worker_stopping"
 };
 
 struct StartedEvent {
@@ -64,7 +72,8 @@ struct ErrorEvent {
 };
 
 using JobEvent =
-    std::variant<QueuedEvent, PingEvent, LoadingEvent, StartedEvent, TokenEvent, DoneEvent, ErrorEvent>;
+    std::variant<QueuedEvent, PingEvent, LoadingEvent, RequeuedEvent, StartedEvent, TokenEvent,
+                 DoneEvent, ErrorEvent>;
 
 // The name of the SSE event for each alternative ("queued", "ping", ...).
 const char* event_name(const JobEvent& event);

@@ -149,7 +149,12 @@ namespace {
 struct EventData {
   json operator()(const QueuedEvent& e) const { return {{"position", e.position}, {"queue_depth", e.queue_depth}}; }
   json operator()(const PingEvent&) const { return json::object(); }
-  json operator()(const LoadingEvent& e) const { return {{"model", e.model}}; }
+  json operator()(const LoadingEvent& e) const {
+    return {{"model", e.model}, {"waited_ms", e.waited_ms}};
+  }
+  json operator()(const RequeuedEvent& e) const {
+    return {{"attempt", e.attempt}, {"reason", e.reason}};
+  }
   json operator()(const StartedEvent& e) const {
     return {{"worker", e.worker}, {"queue_ms", e.queue_ms}, {"attempt", e.attempt}};
   }
@@ -168,7 +173,8 @@ struct EventData {
 };
 
 JobEvent read_event(const std::string& name, const Reader& d) {
-  if (name == "loading") return LoadingEvent{d.get<std::string>("model")};
+  if (name == "loading") return LoadingEvent{d.get<std::string>("model"), d.get<std::int64_t>("waited_ms")};
+  if (name == "requeued") return RequeuedEvent{d.get<int>("attempt"), d.get<std::string>("reason")};
   if (name == "started")
     return StartedEvent{d.get<std::string>("worker"), d.get<std::int64_t>("queue_ms"), d.get<int>("attempt")};
   if (name == "token") return TokenEvent{d.get<std::int64_t>("i"), d.get<std::string>("text"), {}};

@@ -110,6 +110,7 @@ class Stream:
     t_sent: float = 0.0                # time.monotonic() when the request was sent
     loading: list[SseEvent] = field(default_factory=list)   # model loads this job waited for
     restarts: list[SseEvent] = field(default_factory=list)  # `started` of later runs (attempt 2+)
+    requeues: list[SseEvent] = field(default_factory=list)  # `requeued`: why a later run came
 
     @property
     def text(self) -> str:
@@ -142,7 +143,8 @@ def _is_num(v: Any) -> bool:
 def check_stream(events: list[SseEvent], *, complete: bool = True) -> Stream:
     """Checks the stream grammar of the contract and returns the stream's parts.
 
-    queued, (ping | loading)*, [started, (token | running ping | started of a later attempt)*],
+    queued, (ping | loading)*, [started, (token | running ping | requeued | loading |
+    started of a later attempt)*],
     done|error — with `id`s 0,1,2,...,
     token `i` 0,1,2,..., every payload of the documented shape. With complete=False (a stream
     the client abandoned) the terminal event is not required.
@@ -159,7 +161,7 @@ def check_stream(events: list[SseEvent], *, complete: bool = True) -> Stream:
     assert _is_int(q.data.get("position")) and q.data["position"] >= 0, q.data
     assert _is_int(q.data.get("queue_depth")) and q.data["queue_depth"] >= 0, q.data
 
-    waiting, running, tokens, loading, restarts = [], [], [], [], []
+    waiting, running, tokens, loading, restarts, requeues = [], [], [], [], [], []
     started = terminal = None
     for i, e in enumerate(events[1:], start=1):
         assert terminal is None, f"an event after the terminal {terminal.event}: {where(i)}"
@@ -177,7 +179,13 @@ def check_stream(events: list[SseEvent], *, complete: bool = True) -> Stream:
                 running.append(e)
         elif e.event == "loading":
             assert isinstance(d.get("model"), str) and d["model"], f"bad loading: {where(i)}"
+            assert _is_int(d.get("waited_ms")) and d["waited_ms"] >= 0, f"bad loading: {where(i)}"
             loading.append(e)
+        elif e.event == "requeued":
+            assert started is not None, f"requeued before any run started: {where(i)}"
+            assert _is_int(d.get("attempt")) and d["attempt"] > started.data["attempt"], where(i)
+            assert d.get("reason") in ("worker_lost", "worker_stopping"), f"bad requeued: {where(i)}"
+            requeues.append(e)
         elif e.event == "started":
             assert isinstance(d.get("worker"), str) and d["worker"], f"bad started: {where(i)}"
             assert _is_int(d.get("queue_ms")) and d["queue_ms"] >= 0, f"bad started: {where(i)}"
@@ -223,7 +231,7 @@ def check_stream(events: list[SseEvent], *, complete: bool = True) -> Stream:
         )
     first_started = next((e for e in events if e.event == "started"), None)
     return Stream(events, q, waiting, first_started, tokens, running, terminal, loading=loading,
-                  restarts=restarts)
+                  restarts=restarts, requeues=requeues)
 
 
 def stream_request(

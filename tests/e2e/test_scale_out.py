@@ -105,6 +105,7 @@ def test_a_killed_worker_loses_no_request_and_repeats_no_token(cluster):
     assert rerun, "no job was running on the killed worker"
     for s in rerun:
         assert s.restarts[-1].data["attempt"] == 2
+        assert [(r.data["attempt"], r.data["reason"]) for r in s.requeues] == [(2, "worker_lost")]
         assert not s.restarts[-1].data["worker"].endswith(f"/{w1.proc.pid}")
     # Redelivery came within seconds of the kill (AckWait 2 s here).
     delays = [s.restarts[0].t - killed_at[0] for s in rerun]
@@ -159,6 +160,7 @@ def test_a_stopping_worker_hands_its_jobs_back(cluster):
         s = st.read_all()
     assert s.finish_reason == "length"
     assert s.restarts and s.restarts[-1].data["attempt"] == 2
+    assert [(r.data["attempt"], r.data["reason"]) for r in s.requeues] == [(2, "worker_stopping")]
 
 
 def test_a_full_stream_says_queue_full(cluster):

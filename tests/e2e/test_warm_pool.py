@@ -62,7 +62,7 @@ def test_a_cold_model_is_loaded_for_its_request_and_then_answers_warm(llmq_facto
 
     cold = stream_request(s.base_url, body(GEMMA))
     names = [e.event for e in cold.events]
-    assert [e.data for e in cold.loading] == [{"model": GEMMA}], names
+    assert [e.data["model"] for e in cold.loading] == [GEMMA], names
     assert names.index("loading") < names.index("started"), names
     assert cold.tokens and cold.done["usage"]["completion_tokens"] == 4
     assert loaded(s.base_url) == {SMOL: False, GEMMA: True}  # room made: SmolLM2 went
@@ -122,7 +122,7 @@ def test_a_request_for_another_model_evicts_the_least_recently_used(llmq_factory
     assert loaded(s.base_url) == {SMOL: False, GEMMA: True}
 
     back = stream_request(s.base_url, body(SMOL))
-    assert [e.data for e in back.loading] == [{"model": SMOL}]
+    assert [e.data["model"] for e in back.loading] == [SMOL]
     assert back.done["usage"]["completion_tokens"] == 4
     assert loaded(s.base_url) == {SMOL: True, GEMMA: False}
     assert evictions(s.base_url, GEMMA, "lru") == 1

@@ -69,7 +69,7 @@ TEST(Wire, MalformedWorkIsRefusedWithTheReason) {
 
 TEST(Wire, EventsRoundTrip) {
   const std::vector<JobEvent> events = {
-      LoadingEvent{"gemma"}, StartedEvent{"host/1", 12, 2}, TokenEvent{5, "h\xc3\xa9", {}},
+      LoadingEvent{"gemma", 40}, RequeuedEvent{2, "worker_lost"}, StartedEvent{"host/1", 12, 2}, TokenEvent{5, "h\xc3\xa9", {}},
       DoneEvent{"length", {3, 4, 1}, {10, 20, 30, 40.5}}, ErrorEvent{"deadline_exceeded", "late"}};
   std::int64_t seq = 0;
   for (const JobEvent& event : events) {
