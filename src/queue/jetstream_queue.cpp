@@ -58,6 +58,7 @@ JetStreamQueue::JetStreamQueue(nats::Connection& nc, JetStreamQueueOptions optio
 }
 
 JetStreamQueue::~JetStreamQueue() {
+  stopping_ = true;
   poller_.request_stop();
   if (poller_.joinable()) poller_.join();
   events_sub_.reset();
@@ -159,7 +160,7 @@ void JetStreamQueue::refresh() {
   std::map<std::string, ModelQueueState> states;
   std::map<std::string, std::uint64_t> delivered;
   for (const std::string& model : options_.models) {
-    if (poller_.get_stop_token().stop_requested()) return;
+    if (stopping_.load()) return;
     jsConsumerInfo* ci = nullptr;
     jsErrCode code = static_cast<jsErrCode>(0);
     const std::string name = nats::consumer_name(model);

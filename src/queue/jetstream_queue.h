@@ -127,6 +127,7 @@ class JetStreamQueue final : public JobProducer {
   std::map<std::string, std::uint64_t> delivered_seq_;  // per model: last stream seq delivered
   std::int64_t pushed_since_poll_ = 0;
   JetStreamCounters counters_;
+  std::atomic<bool> stopping_{false};  // the destructor began: a refresh under way ends early
   nats::SubPtr events_sub_;
   nats::SubPtr advisory_sub_;
   std::jthread poller_;
