@@ -123,7 +123,7 @@ def test_a_broker_restart_loses_no_accepted_job(cluster, nats):
     gw = cluster.start_gateway("--queue-max", "64")
     cluster.start_worker()
     cluster.start_worker()
-    bodies = [counting(i, max_tokens=60) for i in range(12)]
+    bodies = [counting(i, max_tokens=60) for i in range(24)]
     results: list = [None] * len(bodies)
     first_tokens = threading.Event()
 
