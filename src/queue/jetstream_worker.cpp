@@ -97,7 +97,14 @@ void JetStreamWorker::start() {
   acker_ = std::jthread([this](std::stop_token stop) { ack_loop(stop); });
 }
 
-void JetStreamWorker::stop_fetching() { fetching_ = false; }
+void JetStreamWorker::stop_fetching() {
+  fetching_ = false;
+  changed_.notify_all();
+  // A fetch under way ends within its timeout; until then the broker may still deliver to it,
+  // and a job handed back meanwhile could come straight back here.
+  for (std::jthread& fetcher : fetchers_) fetcher.request_stop();
+  fetchers_.clear();
+}
 
 void JetStreamWorker::hand_back() {
   handing_back_ = true;
@@ -181,6 +188,13 @@ void JetStreamWorker::take(natsMsg* raw) {
     return;
   }
   WorkItem work = std::move(std::get<WorkItem>(decoded));
+  if (!fetching_) {
+    // Fetched as this worker stops: straight back, and its client is told why.
+    nc_.publish(work.reply_to, encode_event({work.id, delivery, 0, options_.worker_id,
+                                             RequeuedEvent{delivery + 1, "worker_stopping"}}));
+    natsMsg_Nak(raw, nullptr);
+    return;
+  }
   if (delivery > 1) ++redelivered_;
   const std::string id = work.id;
   const std::string model = work.request.model;

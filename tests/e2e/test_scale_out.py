@@ -123,7 +123,7 @@ def test_a_broker_restart_loses_no_accepted_job(cluster, nats):
     gw = cluster.start_gateway("--queue-max", "64")
     cluster.start_worker()
     cluster.start_worker()
-    bodies = [counting(i, max_tokens=60) for i in range(24)]
+    bodies = [counting(i, max_tokens=60) for i in range(12)]
     results: list = [None] * len(bodies)
     first_tokens = threading.Event()
 
@@ -159,8 +159,11 @@ def test_a_stopping_worker_hands_its_jobs_back(cluster):
         assert leaving.proc.wait(20) == 0
         s = st.read_all()
     assert s.finish_reason == "length"
-    assert s.restarts and s.restarts[-1].data["attempt"] == 2
-    assert [(r.data["attempt"], r.data["reason"]) for r in s.requeues] == [(2, "worker_stopping")]
+    # Run 2 on the staying worker, or (when the broker gave the handed-back job to the leaving
+    # worker's last fetch) run 3, handed back once more: never lost, always said why.
+    assert s.restarts and s.restarts[-1].data["attempt"] >= 2
+    assert s.restarts[-1].data["worker"] != s.started.data["worker"]
+    assert {r.data["reason"] for r in s.requeues} == {"worker_stopping"}, s.requeues
 
 
 def test_a_full_stream_says_queue_full(cluster):
