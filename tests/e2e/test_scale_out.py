@@ -128,7 +128,14 @@ def test_a_broker_restart_loses_no_accepted_job(cluster, nats):
     first_tokens = threading.Event()
 
     def one(i):
-        with OpenStream(gw.base_url, bodies[i], timeout=300) as st:
+        try:
+            st = OpenStream(gw.base_url, bodies[i], timeout=300)
+        except AssertionError as refused:
+            # Sent as the broker went away (a slow, sanitized build): not accepted, and told so.
+            assert "503" in str(refused) and "queue_unavailable" in str(refused), refused
+            results[i] = "refused"
+            return
+        with st:
             for e in st.iter_all():
                 if e.event == "token":
                     first_tokens.set()
@@ -143,7 +150,9 @@ def test_a_broker_restart_loses_no_accepted_job(cluster, nats):
     nats.start()
     for t in threads:
         t.join(300)
-    for s in results:
+    accepted = [s for s in results if s != "refused"]
+    assert len(accepted) >= len(bodies) // 2, results
+    for s in accepted:  # every accepted job ends, the broker's restart notwithstanding
         assert s is not None and s.finish_reason == "length", s and s.terminal.data
     # And the service goes on.
     assert stream_request(gw.base_url, counting(99, 4)).finish_reason == "length"
