@@ -211,15 +211,9 @@ int run_gateway(const ServeConfig& config) {
                                .finish_work = [&queue] { queue.abandon_all(); }},
                     milliseconds(config.drain_timeout_ms));
   shutdown.arm();
-  std::vector<std::jthread> extra_threads;
-  for (int i = 1; i < config.http_threads; ++i) extra_threads.emplace_back([&] { io.run(); });
-  io.run();
-  io.stop();
-  extra_threads.clear();
+  run_io(io, config.http_threads);
   reporter.stop();
-  if (!documents->flush(std::chrono::steady_clock::now() + std::chrono::seconds(5)))
-    spdlog::warn("documents not yet acknowledged were kept in {}", config.spool_dir);
-  documents->close();
+  close_documents(*documents, config.spool_dir);
   spdlog::info("llmq gateway stopped");
   return 0;
 }

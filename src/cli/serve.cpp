@@ -119,17 +119,10 @@ int run_serve(const ServeConfig& config) {
                     std::chrono::milliseconds(config.drain_timeout_ms));
   shutdown.arm();
 
-  std::vector<std::jthread> extra_threads;
-  for (int i = 1; i < config.http_threads; ++i) extra_threads.emplace_back([&] { io.run(); });
-  io.run();
-  io.stop();
-  extra_threads.clear();
+  run_io(io, config.http_threads);
   hosting.stop();
   reporter.stop();
-  // Every request has its document by now; give Elasticsearch a moment, then spool the rest.
-  if (!documents->flush(std::chrono::steady_clock::now() + std::chrono::seconds(5)))
-    spdlog::warn("documents not yet acknowledged were kept in {}", config.spool_dir);
-  documents->close();
+  close_documents(*documents, config.spool_dir);
   spdlog::info("llmq stopped");
   return exit_code;
 }

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <fstream>
 #include <random>
+#include <thread>
 
 #include "cli/stack_commands.h"
 #include "telemetry/elastic_sink.h"
@@ -93,6 +94,19 @@ std::variant<ClientSide, int> client_side(const ServeConfig& config) {
     return 1;
   }
   return side;
+}
+
+void run_io(boost::asio::io_context& io, int threads) {
+  std::vector<std::jthread> extra;
+  for (int i = 1; i < threads; ++i) extra.emplace_back([&io] { io.run(); });
+  io.run();
+  io.stop();
+}
+
+void close_documents(telemetry::EventSink& documents, const std::string& spool_dir) {
+  if (!documents.flush(std::chrono::steady_clock::now() + std::chrono::seconds(5)))
+    spdlog::warn("documents not yet acknowledged were kept in {}", spool_dir);
+  documents.close();
 }
 
 std::string host_name() {

@@ -8,6 +8,8 @@
 #include <variant>
 #include <vector>
 
+#include <boost/asio/io_context.hpp>
+
 #include "api/api_keys.h"
 #include "api/client_identity.h"
 
@@ -52,6 +54,10 @@ http::ServerObserver server_observer(telemetry::ServiceMetrics& metrics,
                                      telemetry::RefusalDocuments& refusals,
                                      const telemetry::DocumentOrigin& origin);
 void configure_logging(const std::string& level);
+// Runs the I/O loop on `threads` threads until it is stopped.
+void run_io(boost::asio::io_context& io, int threads);
+// Every request has its document by now: Elasticsearch gets a moment, the rest is spooled.
+void close_documents(telemetry::EventSink& documents, const std::string& spool_dir);
 // Logs what runs (llama.cpp, the CPU features its build uses, this CPU) and refuses to start
 // when the build needs an instruction set this CPU lacks: a llama.cpp built on another machine
 // would otherwise die of SIGILL on the first request. False when refused.
