@@ -176,12 +176,17 @@ class LlmqServer:
         ]
 
     def start(self) -> "LlmqServer":
+        self.spawn()
+        self.wait_ready()
+        return self
+
+    def spawn(self) -> "LlmqServer":
+        """Starts the process without waiting for it to be ready."""
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(
                 self.argv(), stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                 env=server_env(self.env), start_new_session=True,
             )
-        self.wait_ready()
         return self
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:

@@ -89,7 +89,7 @@ class ScaleOut:
         if wait:
             w.start()
         else:
-            w.proc = None
+            w.spawn()
         self.workers.append(w)
         return w
 

@@ -163,7 +163,9 @@ def test_a_stopping_worker_hands_its_jobs_back(cluster):
     leaving = cluster.start_worker("--drain-timeout-ms", "300", name="leaving")
     with OpenStream(gw.base_url, counting(1, max_tokens=200), timeout=300) as st:
         st.read_until(lambda e: e.event == "token" and e.data["i"] >= 2, "tokens")
-        cluster.start_worker(name="staying")
+        # Not waiting for it: on a fast CPU the job would end on the leaving worker before the
+        # staying one is ready. The handed-back job waits in the stream until it is.
+        cluster.start_worker(name="staying", wait=False)
         leaving.proc.send_signal(signal.SIGTERM)
         assert leaving.proc.wait(20) == 0
         s = st.read_all()
