@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "api/field_readers.h"
 #include "api/json_body.h"
 #include "util/keep_alive.h"
 #include "util/utf8.h"
@@ -19,61 +20,11 @@ namespace llmq {
 namespace {
 
 using json = nlohmann::json;
-using MaybeError = std::optional<ApiError>;
 
 constexpr std::size_t kMaxStop = 4;
 constexpr std::size_t kMaxStopBytes = 256;  // per stop sequence
 constexpr std::int64_t kMaxTokensCap = 1'000'000;  // the context-size bound is checked later
 constexpr std::int64_t kMaxTopK = 1'000'000;
-
-// The value of an optional field, or nullptr when it is absent or null: OpenAI clients send
-// null for "not set".
-const json* find(const json& obj, const char* name) {
-  const auto it = obj.find(name);
-  if (it == obj.end() || it->is_null()) return nullptr;
-  return &*it;
-}
-
-MaybeError read_string(const json& v, const std::string& field, std::string& out) {
-  if (!v.is_string()) return bad_field(field, "invalid_type", field + " must be a string");
-  out = v.get<std::string>();
-  return std::nullopt;
-}
-
-// Booleans are a distinct JSON type, never numbers. A float with no fractional part (2.0, as
-// Python clients may send) is accepted as that integer; 1.5 is invalid_type. Ranges are checked
-// in the value's own type before any cast, so 2^64 or 1e30 are refused and never wrap.
-MaybeError read_integer(const json& v, const std::string& field, std::int64_t min,
-                        std::int64_t max, std::int64_t& out) {
-  const std::string rule = field + " must be an integer between " + std::to_string(min) +
-                           " and " + std::to_string(max);
-  if (v.is_number_unsigned()) {
-    const auto u = v.get<std::uint64_t>();
-    if (max < 0 || u > static_cast<std::uint64_t>(max)) {
-      return bad_field(field, "out_of_range", rule);
-    }
-    out = static_cast<std::int64_t>(u);
-  } else if (v.is_number_integer()) {
-    out = v.get<std::int64_t>();
-  } else if (v.is_number_float()) {
-    const double d = v.get<double>();
-    if (!std::isfinite(d) || d != std::floor(d)) return bad_field(field, "invalid_type", rule);
-    constexpr double kTwoPow63 = 9223372036854775808.0;
-    if (d < -kTwoPow63 || d >= kTwoPow63) return bad_field(field, "out_of_range", rule);
-    out = static_cast<std::int64_t>(d);
-  } else {
-    return bad_field(field, "invalid_type", rule);
-  }
-  if (out < min || out > max) return bad_field(field, "out_of_range", rule);
-  return std::nullopt;
-}
-
-MaybeError read_number(const json& v, const std::string& field, const std::string& rule,
-                       double& out) {
-  if (!v.is_number()) return bad_field(field, "invalid_type", rule);
-  out = v.get<double>();
-  return std::nullopt;
-}
 
 // A message's content: a string, or (as OpenAI clients send it) an array of text parts, which
 // are joined. A null content is an empty one (an assistant turn that only called tools).
@@ -161,8 +112,8 @@ MaybeError parse_prompt(const json& v, ParsedRequest& req) {
 // What to complete: exactly one of prompt / messages on the native route; messages on
 // /v1/chat/completions; prompt on /v1/completions.
 MaybeError parse_input(const json& body, ParsedRequest& req) {
-  const json* prompt = find(body, "prompt");
-  const json* messages = find(body, "messages");
+  const json* prompt = find_field(body, "prompt");
+  const json* messages = find_field(body, "messages");
   switch (req.dialect) {
     case Dialect::openai_chat:
       if (messages == nullptr) return bad_field("messages", "missing", "messages is required");
@@ -182,7 +133,7 @@ MaybeError parse_input(const json& body, ParsedRequest& req) {
 }
 
 MaybeError parse_model(const json& body, ParsedRequest& req) {
-  const json* v = find(body, "model");
+  const json* v = find_field(body, "model");
   if (v == nullptr) return std::nullopt;
   std::string model;
   if (auto e = read_string(*v, "model", model)) return e;
@@ -192,14 +143,14 @@ MaybeError parse_model(const json& body, ParsedRequest& req) {
 }
 
 MaybeError parse_sampling(const json& body, SamplingParams& s) {
-  if (const json* v = find(body, "temperature")) {
+  if (const json* v = find_field(body, "temperature")) {
     const std::string rule = "temperature must be a number between 0 and 2";
     if (auto e = read_number(*v, "temperature", rule, s.temperature)) return e;
     if (!(s.temperature >= 0.0 && s.temperature <= 2.0)) {
       return bad_field("temperature", "out_of_range", rule);
     }
   }
-  if (const json* v = find(body, "top_p")) {
+  if (const json* v = find_field(body, "top_p")) {
     const std::string rule = "top_p must be a number greater than 0 and at most 1";
     double top_p = 0;
     if (auto e = read_number(*v, "top_p", rule, top_p)) return e;
@@ -207,17 +158,17 @@ MaybeError parse_sampling(const json& body, SamplingParams& s) {
     s.top_p = top_p;
   }
   std::int64_t n = 0;
-  if (const json* v = find(body, "top_k")) {
+  if (const json* v = find_field(body, "top_k")) {
     if (auto e = read_integer(*v, "top_k", 0, kMaxTopK, n)) return e;
     s.top_k = static_cast<std::int32_t>(n);
   }
-  if (const json* v = find(body, "seed")) {
+  if (const json* v = find_field(body, "seed")) {
     if (auto e = read_integer(*v, "seed", 0, UINT32_MAX, n)) return e;
     s.seed = static_cast<std::uint32_t>(n);
   }
   for (auto [name, out] : {std::pair{"presence_penalty", &s.presence_penalty},
                            std::pair{"frequency_penalty", &s.frequency_penalty}}) {
-    const json* v = find(body, name);
+    const json* v = find_field(body, name);
     if (v == nullptr) continue;
     const std::string rule = std::string(name) + " must be a number between -2 and 2";
     if (auto e = read_number(*v, name, rule, *out)) return e;
@@ -241,7 +192,7 @@ MaybeError add_stop(const json& entry, std::vector<std::string>& stop) {
 }
 
 MaybeError parse_stop(const json& body, std::vector<std::string>& stop) {
-  const json* v = find(body, "stop");
+  const json* v = find_field(body, "stop");
   if (v == nullptr) return std::nullopt;
   if (v->is_string()) return add_stop(*v, stop);
   if (!v->is_array()) {
@@ -264,16 +215,16 @@ MaybeError parse_limits(const json& body, const ParseLimits& limits, ParsedReque
   // OpenAI's chat route names it max_completion_tokens now; max_tokens is its older name.
   for (const char* name : {"max_tokens", "max_completion_tokens"}) {
     if (req.dialect != Dialect::openai_chat && name != std::string_view("max_tokens")) continue;
-    if (const json* v = find(body, name)) {
+    if (const json* v = find_field(body, name)) {
       if (auto e = read_integer(*v, name, 1, kMaxTokensCap, n)) return e;
       req.max_tokens = static_cast<std::int32_t>(n);
     }
   }
-  if (const json* v = find(body, "timeout_ms")) {
+  if (const json* v = find_field(body, "timeout_ms")) {
     if (auto e = read_integer(*v, "timeout_ms", 1, limits.max_timeout_ms, n)) return e;
     req.timeout_ms = n;
   }
-  if (const json* v = find(body, "stream")) {
+  if (const json* v = find_field(body, "stream")) {
     if (!v->is_boolean()) {
       return bad_field("stream", "invalid_type", "stream must be true or false");
     }
@@ -285,7 +236,7 @@ MaybeError parse_limits(const json& body, const ParseLimits& limits, ParsedReque
 // Ollama's keep_alive (on the OpenAI routes an llmq extension): a duration string or a number of
 // seconds, negative to keep the model loaded (util/keep_alive.h).
 MaybeError parse_keep_alive_field(const json& body, ParsedRequest& req) {
-  const json* v = find(body, "keep_alive");
+  const json* v = find_field(body, "keep_alive");
   if (v == nullptr) return std::nullopt;
   const std::string rule =
       "keep_alive must be a duration such as \"5m\", \"30s\" or \"0\", or a number of seconds "
@@ -306,24 +257,24 @@ MaybeError parse_keep_alive_field(const json& body, ParsedRequest& req) {
 // A field OpenAI defines for a feature llmq does not have: accepted at its "off" value (which
 // clients send by default), refused otherwise so that nobody gets silently different output.
 MaybeError refuse_unsupported(const json& body, const char* name, bool (*off)(const json&)) {
-  const json* v = find(body, name);
+  const json* v = find_field(body, name);
   if (v == nullptr || off(*v)) return std::nullopt;
   return bad_field(name, "unsupported", std::string(name) + " is not supported by llmq");
 }
 
 MaybeError parse_openai_fields(const json& body, ParsedRequest& req) {
   std::int64_t n = 0;
-  if (const json* v = find(body, "n")) {
+  if (const json* v = find_field(body, "n")) {
     if (auto e = read_integer(*v, "n", 1, 1, n)) {
       return bad_field("n", e->code == "out_of_range" ? "unsupported" : e->code,
                        "n must be 1: llmq generates one choice per request");
     }
   }
-  if (const json* v = find(body, "stream_options")) {
+  if (const json* v = find_field(body, "stream_options")) {
     if (!v->is_object()) {
       return bad_field("stream_options", "invalid_type", "stream_options must be an object");
     }
-    if (const json* u = find(*v, "include_usage")) {
+    if (const json* u = find_field(*v, "include_usage")) {
       if (!u->is_boolean()) {
         return bad_field("stream_options.include_usage", "invalid_type",
                          "stream_options.include_usage must be true or false");
@@ -331,7 +282,7 @@ MaybeError parse_openai_fields(const json& body, ParsedRequest& req) {
       req.include_usage = u->get<bool>();
     }
   }
-  if (const json* v = find(body, "user")) {
+  if (const json* v = find_field(body, "user")) {
     if (auto e = read_string(*v, "user", req.user)) return e;
     constexpr std::size_t kMaxUser = 256;
     if (req.user.size() > kMaxUser) {
