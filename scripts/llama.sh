@@ -5,7 +5,8 @@
 # The source comes from the npm package node-llama-cpp, which carries the llama.cpp release it
 # was built against as a git bundle. Override with:
 #   LLMQ_LLAMA_SRC=/path/to/llama.cpp   build that source tree instead (cached by its path + HEAD)
-#   LLMQ_LLAMA_PREFIX=/path/to/prefix   use an installed `llama` CMake package as is (nothing built)
+#   LLMQ_LLAMA_PREFIX=/path/to/prefix   use an installed `llama` CMake package as is (nothing built);
+#                                       it needs llmq-common/ beside it, as install_common leaves it
 #
 # Which CPU the build targets (never GGML_NATIVE: see docs/architecture.md, "The CPU"):
 #   LLMQ_LLAMA_CPU=host (default)   the instruction sets this machine's CPU reports, spelled out
@@ -25,6 +26,8 @@ LLAMA_TAG=v0.4.0     # llama.cpp release inside it (checked against llama.cpp.in
 if [[ -n "${LLMQ_LLAMA_PREFIX:-}" ]]; then
   [[ -f "$LLMQ_LLAMA_PREFIX/lib/cmake/llama/llama-config.cmake" || -f "$LLMQ_LLAMA_PREFIX/lib64/cmake/llama/llama-config.cmake" ]] \
     || die "LLMQ_LLAMA_PREFIX=$LLMQ_LLAMA_PREFIX holds no llama CMake package (lib/cmake/llama/llama-config.cmake)"
+  [[ -f "$LLMQ_LLAMA_PREFIX/llmq-common/lib/libllama-common.a" ]] \
+    || die "LLMQ_LLAMA_PREFIX=$LLMQ_LLAMA_PREFIX has no llmq-common/ (llama.cpp's common library and its json-schema-to-grammar.h, json.h headers)"
   echo "$LLMQ_LLAMA_PREFIX"; exit 0
 fi
 
@@ -40,7 +43,29 @@ fi
 key="$key-$cpu_tag"
 root="$LLMQ_CACHE/llama.cpp/$key"
 prefix="$root/install"
-if [[ -f "$prefix/.complete" ]]; then echo "$prefix"; exit 0; fi
+
+# llama.cpp's `common` library (llama-common), for its JSON-schema to GBNF converter: the static
+# libraries and the two headers that declare it, under $prefix/llmq-common. Built by the same
+# build as llama-server (which links it); a cache made before llmq used it gets it added here.
+install_common() {
+  local out="$prefix/llmq-common"
+  [[ -f "$out/.complete" ]] && return 0
+  [[ -d "$root/build" && -f "$src/common/json-schema-to-grammar.h" ]] \
+    || die "the llama.cpp build in $root has no common library; remove $root to rebuild it"
+  cmake --build "$root/build" --target llama-common -j "$(nproc)" >"$root/build-common.log" 2>&1 \
+    || { tail -30 "$root/build-common.log" >&2; die "llama.cpp common build failed (log: $root/build-common.log)"; }
+  mkdir -p "$out/lib"
+  cp "$root/build/common/libllama-common.a" "$root/build/common/libllama-common-base.a" "$out/lib/"
+  mkdir -p "$out/include/llama-common"
+  cp "$src/common/json.h" "$src/common/json-schema-to-grammar.h" "$out/include/llama-common/"
+  touch "$out/.complete"
+}
+
+if [[ -f "$prefix/.complete" ]]; then
+  [[ -n "${LLMQ_LLAMA_SRC:-}" ]] || src="$root/src"
+  install_common
+  echo "$prefix"; exit 0
+fi
 
 mkdir -p "$root"
 if [[ -z "${LLMQ_LLAMA_SRC:-}" ]]; then
@@ -78,5 +103,6 @@ if [[ -n "${LLMQ_LLAMA_SRC:-}" ]]; then
 else
   echo "$LLAMA_TAG from node-llama-cpp $NLC_VERSION ($cpu_tag)" > "$prefix/llmq-llama-source.txt"
 fi
+install_common
 touch "$prefix/.complete"
 echo "$prefix"

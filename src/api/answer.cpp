@@ -77,11 +77,11 @@ awaitable<void> stream_events(JobFollower& follower, EventChannel& channel,
 
 awaitable<void> answer_once(JobFollower& follower, http::Exchange& exchange,
                             telemetry::RequestRecord& record, Dialect dialect, AnswerBody body) {
-  std::string text;
+  GatheredTokens tokens;
   while (!follower.finished()) {
     JobEvent event = co_await follower.next();
     note_event(record, event);
-    if (auto* token = std::get_if<TokenEvent>(&event)) text += token->text;
+    if (auto* token = std::get_if<TokenEvent>(&event)) tokens.add(*token);
     if (auto* error = std::get_if<ErrorEvent>(&event)) {
       ApiError err{static_cast<int>(status_of(*error)), error->code, error->message, {}};
       http::Response response = error_response(dialect, err, exchange.keep_alive());
@@ -91,25 +91,30 @@ awaitable<void> answer_once(JobFollower& follower, http::Exchange& exchange,
     }
     if (auto* done = std::get_if<DoneEvent>(&event)) {
       http::Response response =
-          http::json_response(bhttp::status::ok, body(text, *done), exchange.keep_alive());
+          http::json_response(bhttp::status::ok, body(tokens, *done), exchange.keep_alive());
       response.set("X-Request-Id", record.request_id);
       co_await exchange.reply(std::move(response));
     }
   }
 }
 
-std::string native_answer(const std::string& id, const std::string& text, const DoneEvent& done) {
+std::string native_answer(const std::string& id, const GatheredTokens& tokens, const DoneEvent& done,
+                          bool with_logprobs) {
   nlohmann::ordered_json body = {{"id", id},
-                                 {"text", text},
+                                 {"text", tokens.text},
                                  {"finish_reason", done.finish_reason},
                                  {"usage", usage_json(done.usage)},
                                  {"timings", timings_json(done.timings)}};
+  if (with_logprobs) {
+    auto& entries = body["logprobs"] = nlohmann::ordered_json::array();
+    for (const LogprobEntry& entry : tokens.logprobs) entries.push_back(logprob_json(entry));
+  }
   return body.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
 awaitable<void> openai_stream(JobFollower& follower, EventChannel& channel,
                               http::Exchange& exchange, telemetry::RequestRecord& record,
-                              const openai::Completion& completion,
+                              openai::Completion& completion,
                               telemetry::ServiceMetrics* metrics) {
   if (!co_await exchange.open_stream(bhttp::status::ok, "text/event-stream", record.request_id)) {
     co_return;
@@ -125,7 +130,7 @@ awaitable<void> openai_stream(JobFollower& follower, EventChannel& channel,
     } else if (std::holds_alternative<StartedEvent>(event)) {
       if (!std::exchange(opened, true)) frame = completion.opening();
     } else if (const auto* token = std::get_if<TokenEvent>(&event)) {
-      frame = completion.delta(token->text);
+      frame = completion.delta(*token);
     } else if (const auto* done = std::get_if<DoneEvent>(&event)) {
       frame = completion.ending(*done);
     } else if (const auto* error = std::get_if<ErrorEvent>(&event)) {

@@ -38,19 +38,21 @@ boost::asio::awaitable<void> stream_events(JobFollower& follower, EventChannel& 
 boost::asio::awaitable<void> openai_stream(JobFollower& follower, EventChannel& channel,
                                            http::Exchange& exchange,
                                            telemetry::RequestRecord& record,
-                                           const openai::Completion& completion,
+                                           openai::Completion& completion,
                                            telemetry::ServiceMetrics* metrics);
 
-// What a non-streaming answer's body is made of: the text and the job's done event.
-using AnswerBody = std::function<std::string(const std::string& text, const DoneEvent& done)>;
+// What a non-streaming answer's body is made of: the tokens and the job's done event.
+using AnswerBody = std::function<std::string(const GatheredTokens& tokens, const DoneEvent& done)>;
 
-// Follows the job to its end and answers with one JSON document, `body(text, done)`, or with
+// Follows the job to its end and answers with one JSON document, `body(tokens, done)`, or with
 // the error in the route's shape.
 boost::asio::awaitable<void> answer_once(JobFollower& follower, http::Exchange& exchange,
                                          telemetry::RequestRecord& record, Dialect dialect,
                                          AnswerBody body);
 
-// The native route's answer: {"id","text","finish_reason","usage","timings"}.
-std::string native_answer(const std::string& id, const std::string& text, const DoneEvent& done);
+// The native route's answer: {"id","text","finish_reason","usage","timings"}, and "logprobs"
+// (one entry per token, as in the token events) when the request asked for them.
+std::string native_answer(const std::string& id, const GatheredTokens& tokens, const DoneEvent& done,
+                          bool with_logprobs);
 
 }  // namespace llmq

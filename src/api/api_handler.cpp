@@ -350,14 +350,16 @@ awaitable<void> ApiHandler::submit(const http::Request& request, http::Exchange&
   record.request_id = admission.attached ? new_request_id() : job->id();
   JobFollower follower(job, channel, state_.queue, options_.ping_interval);
   const ParsedRequest& params = job->request().params;
-  const openai::Completion completion(dialect, job->id(),
-                                      std::chrono::duration_cast<std::chrono::seconds>(
-                                          record.at.time_since_epoch()).count(),
-                                      job->request().model, params.include_usage);
+  openai::Completion completion(dialect, job->id(),
+                                std::chrono::duration_cast<std::chrono::seconds>(
+                                    record.at.time_since_epoch()).count(),
+                                job->request().model, params.include_usage,
+                                params.top_logprobs.has_value());
   // Named awaitables: see the GCC 12 note in handle().
-  AnswerBody body = [&](const std::string& text, const DoneEvent& done) {
-    return dialect == Dialect::native ? native_answer(job->id(), text, done)
-                                      : completion.whole(text, done);
+  AnswerBody body = [&](const GatheredTokens& tokens, const DoneEvent& done) {
+    return dialect == Dialect::native
+               ? native_answer(job->id(), tokens, done, params.top_logprobs.has_value())
+               : completion.whole(tokens, done);
   };
   awaitable<void> work =
       !params.stream ? answer_once(follower, exchange, record, dialect, std::move(body))

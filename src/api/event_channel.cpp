@@ -17,7 +17,14 @@ std::size_t text_bytes(const JobEvent& event) {
         using T = std::decay_t<decltype(e)>;
         if constexpr (std::is_same_v<T, QueuedEvent>) return e.id.size();
         if constexpr (std::is_same_v<T, StartedEvent>) return e.worker.size();
-        if constexpr (std::is_same_v<T, TokenEvent>) return e.text.size();
+        if constexpr (std::is_same_v<T, TokenEvent>) {
+          std::size_t bytes = e.text.size();
+          for (const LogprobEntry& entry : e.logprobs) {
+            bytes += sizeof entry + entry.token.size() + entry.top.size() * sizeof(LogprobAlternative);
+            for (const LogprobAlternative& alt : entry.top) bytes += alt.token.size();
+          }
+          return bytes;
+        }
         if constexpr (std::is_same_v<T, DoneEvent>) return e.finish_reason.size();
         if constexpr (std::is_same_v<T, ErrorEvent>) return e.code.size() + e.message.size();
         return 0;

@@ -9,9 +9,12 @@ namespace llmq {
 namespace {
 
 constexpr std::size_t kEventOverhead = 64;  // a kept event's own size, roughly
+constexpr std::size_t kLogprobBytes = 512;  // a token's log-probability entry, roughly
 
 std::size_t event_bytes(const JobEvent& event) {
-  if (const auto* token = std::get_if<TokenEvent>(&event)) return kEventOverhead + token->text.size();
+  if (const auto* token = std::get_if<TokenEvent>(&event)) {
+    return kEventOverhead + token->text.size() + token->logprobs.size() * kLogprobBytes;
+  }
   if (const auto* error = std::get_if<ErrorEvent>(&event))
     return kEventOverhead + error->code.size() + error->message.size();
   return kEventOverhead;
@@ -29,9 +32,10 @@ std::vector<JobEvent> compacted(std::vector<JobEvent> events) {
   for (JobEvent& event : events) {
     if (auto* token = std::get_if<TokenEvent>(&event)) {
       if (!text) {
-        text = TokenEvent{0, std::move(token->text), {}};
+        text = TokenEvent{0, std::move(token->text), {}, std::move(token->logprobs)};
       } else {
         text->text += token->text;
+        for (LogprobEntry& entry : token->logprobs) text->logprobs.push_back(std::move(entry));
       }
       continue;
     }

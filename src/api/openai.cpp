@@ -42,12 +42,40 @@ std::string error_json(const ApiError& error) {
 }
 
 Completion::Completion(Dialect dialect, std::string_view request_id, std::int64_t created,
-                       std::string model, bool include_usage)
+                       std::string model, bool include_usage, bool logprobs)
     : dialect_(dialect),
       id_((dialect == Dialect::openai_chat ? "chatcmpl-" : "cmpl-") + std::string(request_id)),
       created_(created),
       model_(std::move(model)),
-      include_usage_(include_usage) {}
+      include_usage_(include_usage),
+      logprobs_(logprobs) {}
+
+json Completion::choice_logprobs(const std::vector<LogprobEntry>& entries) {
+  if (!logprobs_) return nullptr;
+  if (dialect_ == Dialect::openai_chat) {
+    json content = json::array();
+    for (const LogprobEntry& entry : entries) content.push_back(logprob_json(entry));
+    return {{"content", std::move(content)}, {"refusal", nullptr}};
+  }
+  json tokens = json::array();
+  json token_logprobs = json::array();
+  json top_logprobs = json::array();
+  json text_offset = json::array();
+  for (const LogprobEntry& entry : entries) {
+    json e = logprob_json(entry);
+    tokens.push_back(e["token"]);
+    token_logprobs.push_back(entry.logprob);
+    json top = json::object();
+    for (const json& alt : e["top_logprobs"]) top[alt["token"].get<std::string>()] = alt["logprob"];
+    top_logprobs.push_back(std::move(top));
+    text_offset.push_back(text_offset_);
+    text_offset_ += static_cast<std::int64_t>(entry.token.size());
+  }
+  return {{"tokens", std::move(tokens)},
+          {"token_logprobs", std::move(token_logprobs)},
+          {"top_logprobs", std::move(top_logprobs)},
+          {"text_offset", std::move(text_offset)}};
+}
 
 std::string Completion::opening() const {
   if (dialect_ != Dialect::openai_chat) return {};
@@ -63,7 +91,8 @@ std::string Completion::opening() const {
   return frame(chunk);
 }
 
-std::string Completion::delta(std::string_view text) const {
+std::string Completion::delta(const TokenEvent& token) {
+  const std::string& text = token.text;
   json choice = {{"index", 0}};
   json chunk = {{"id", id_}};
   if (dialect_ == Dialect::openai_chat) {
@@ -73,7 +102,7 @@ std::string Completion::delta(std::string_view text) const {
     chunk["object"] = "text_completion";
     choice["text"] = text;
   }
-  choice["logprobs"] = nullptr;
+  choice["logprobs"] = choice_logprobs(token.logprobs);
   choice["finish_reason"] = nullptr;
   chunk["created"] = created_;
   chunk["model"] = model_;
@@ -120,14 +149,14 @@ std::string Completion::stream_error(const ApiError& error) {
 
 std::string Completion::ping() { return ": ping\n\n"; }
 
-std::string Completion::whole(std::string_view text, const DoneEvent& done) const {
+std::string Completion::whole(const GatheredTokens& tokens, const DoneEvent& done) {
   json choice = {{"index", 0}};
   if (dialect_ == Dialect::openai_chat) {
-    choice["message"] = {{"role", "assistant"}, {"content", text}};
+    choice["message"] = {{"role", "assistant"}, {"content", tokens.text}};
   } else {
-    choice["text"] = text;
+    choice["text"] = tokens.text;
   }
-  choice["logprobs"] = nullptr;
+  choice["logprobs"] = choice_logprobs(tokens.logprobs);
   choice["finish_reason"] = done.finish_reason;
   return dump({{"id", id_},
                {"object", dialect_ == Dialect::openai_chat ? "chat.completion" : "text_completion"},

@@ -10,6 +10,9 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "engine/model_catalog.h"
 #include "http/api_error.h"
@@ -26,9 +29,10 @@ std::string error_json(const ApiError& error);
 // The answer to one completion request, in pieces as it is streamed or whole at its end.
 class Completion {
  public:
-  // `request_id`: the job's id; `created`: unix seconds of its arrival.
+  // `request_id`: the job's id; `created`: unix seconds of its arrival; `logprobs`: whether the
+  // request asked for log-probabilities (the choices then carry them).
   Completion(Dialect dialect, std::string_view request_id, std::int64_t created, std::string model,
-             bool include_usage);
+             bool include_usage, bool logprobs = false);
 
   // The answer's id: "chatcmpl-<request id>" or "cmpl-<request id>".
   const std::string& id() const { return id_; }
@@ -36,7 +40,9 @@ class Completion {
   // --- streaming: each returns one SSE frame ("data: {…}\n\n") ---
   // The chat stream's first chunk: the assistant role with empty content. Empty for /v1/completions.
   std::string opening() const;
-  std::string delta(std::string_view text) const;
+  // A piece of the answer (and its tokens' log-probabilities). Not const: /v1/completions
+  // counts text offsets across the stream.
+  std::string delta(const TokenEvent& token);
   // The chunk carrying the finish reason, then (with include_usage) the usage chunk, then [DONE].
   std::string ending(const DoneEvent& done) const;
   // An error after the stream began: a frame with the error body; the stream ends there.
@@ -45,14 +51,20 @@ class Completion {
   static std::string ping();
 
   // --- not streaming: the whole answer ---
-  std::string whole(std::string_view text, const DoneEvent& done) const;
+  std::string whole(const GatheredTokens& tokens, const DoneEvent& done);
 
  private:
+  // A choice's `logprobs`: null when not asked; chat's {"content": [...]} or the legacy
+  // {"tokens", "token_logprobs", "top_logprobs", "text_offset"} of /v1/completions.
+  nlohmann::ordered_json choice_logprobs(const std::vector<LogprobEntry>& entries);
+
   Dialect dialect_;
   std::string id_;
   std::int64_t created_;
   std::string model_;
   bool include_usage_;
+  bool logprobs_;
+  std::int64_t text_offset_ = 0;  // bytes of answer text the legacy logprobs have covered
 };
 
 // GET /v1/models and GET /v1/models/{id}: the list, or one model object.

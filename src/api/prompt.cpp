@@ -50,6 +50,16 @@ PromptResult validate_for_model(ParsedRequest request, const ModelCatalog& model
                      "the prompt is " + std::to_string(n) + " tokens; the context holds " +
                          std::to_string(ctx) + " with room for at least one generated token");
   }
+  if (request.constraint) {
+    CompiledGrammar grammar = engine.compile_constraint(*request.constraint);
+    const OutputConstraint& c = *request.constraint;
+    if (!grammar.error.empty()) {
+      const bool is_grammar = c.kind == OutputConstraint::Kind::grammar;
+      return bad_field(c.field, is_grammar ? "invalid_grammar" : "invalid_schema",
+                       c.field + ": " + grammar.error);
+    }
+    request.sampling.grammar = std::move(grammar.gbnf);
+  }
   out.model = model.name;
   out.params = std::move(request);
   return out;

@@ -12,6 +12,7 @@
 
 #include "api/field_readers.h"
 #include "api/json_body.h"
+#include "api/output_fields.h"
 #include "util/keep_alive.h"
 #include "util/utf8.h"
 
@@ -292,12 +293,7 @@ MaybeError parse_openai_fields(const json& body, ParsedRequest& req) {
   const auto is_false = [](const json& v) { return v.is_boolean() && !v.get<bool>(); };
   const auto is_empty = [](const json& v) { return (v.is_array() || v.is_object()) && v.empty(); };
   const auto is_one = [](const json& v) { return v.is_number() && v.get<double>() == 1.0; };
-  const auto is_text_format = [](const json& v) {
-    return v.is_object() && v.size() == 1 && v.contains("type") && v["type"] == "text";
-  };
   const auto is_no_tool = [](const json& v) { return v == "none" || v == "auto"; };
-  if (auto e = refuse_unsupported(body, "logprobs", is_false)) return e;
-  if (auto e = refuse_unsupported(body, "top_logprobs", [](const json& v) { return v == 0; })) return e;
   if (auto e = refuse_unsupported(body, "echo", is_false)) return e;
   if (auto e = refuse_unsupported(body, "best_of", is_one)) return e;
   if (auto e = refuse_unsupported(body, "suffix", [](const json& v) { return v == ""; })) return e;
@@ -305,7 +301,6 @@ MaybeError parse_openai_fields(const json& body, ParsedRequest& req) {
   if (auto e = refuse_unsupported(body, "tools", is_empty)) return e;
   if (auto e = refuse_unsupported(body, "functions", is_empty)) return e;
   if (auto e = refuse_unsupported(body, "tool_choice", is_no_tool)) return e;
-  if (auto e = refuse_unsupported(body, "response_format", is_text_format)) return e;
   return std::nullopt;
 }
 
@@ -330,6 +325,7 @@ ParseResult parse_request(std::string_view body, const ParseLimits& limits, Dial
   if (auto e = parse_keep_alive_field(doc, req)) return std::move(*e);
   if (auto e = parse_sampling(doc, req.sampling)) return std::move(*e);
   if (auto e = parse_stop(doc, req.stop)) return std::move(*e);
+  if (auto e = parse_output_fields(doc, req)) return std::move(*e);
   return req;
 }
 

@@ -29,6 +29,18 @@ struct BatchEntry {
   bool logits;         // whether the next token will be sampled from this entry
 };
 
+// A token's log-probability under the model.
+struct TokenLogprob {
+  Token token = 0;
+  float logprob = 0;
+};
+
+// The log-probabilities at one sampled position: the sampled token's and the likeliest tokens'.
+struct PositionLogprobs {
+  float sampled = 0;
+  std::vector<TokenLogprob> top;  // most likely first
+};
+
 // Per-request sampling state (a llama.cpp sampler chain, or the fake's counter). Opaque.
 class Sampler {
  public:
@@ -48,6 +60,10 @@ class Engine : public ModelText {
   virtual bool decode(const std::vector<BatchEntry>& batch) = 0;
   // Samples the next token from the logits of batch entry `batch_index` of the last decode.
   virtual Token sample(Sampler& sampler, std::int32_t batch_index) = 0;
+  // The log-probabilities of the model's own distribution at batch entry `batch_index` of the
+  // last decode: the softmax of its raw logits, before penalties, grammar, temperature, top-k
+  // and top-p. `sampled`'s, and the `top` likeliest tokens'.
+  virtual PositionLogprobs logprobs(std::int32_t batch_index, Token sampled, std::int32_t top) = 0;
   // Forgets everything a slot's sequence holds, so the slot can start a new one.
   virtual void clear_slot(std::int32_t slot) = 0;
   // Forgets a slot's sequence from position `keep` on, keeping the KV cache of its first `keep`

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <stdexcept>
 #include <thread>
@@ -12,17 +13,28 @@
 namespace llmq {
 namespace {
 
+// A request's sampler chain, and its grammar (structured output) kept out of the chain: the
+// chain picks a token first and the grammar only checks it, since masking the whole vocabulary
+// every step costs far more than checking one token (llama.cpp's own server does the same).
 class LlamaSampler final : public Sampler {
  public:
-  explicit LlamaSampler(llama_sampler* chain) : chain_(chain) {}
-  ~LlamaSampler() override { llama_sampler_free(chain_); }
+  LlamaSampler(llama_sampler* chain, llama_sampler* grammar) : chain_(chain), grammar_(grammar) {}
+  ~LlamaSampler() override {
+    llama_sampler_free(chain_);
+    if (grammar_ != nullptr) llama_sampler_free(grammar_);
+  }
   LlamaSampler(const LlamaSampler&) = delete;
   LlamaSampler& operator=(const LlamaSampler&) = delete;
-  llama_sampler* get() const { return chain_; }
+  llama_sampler* chain() const { return chain_; }
+  llama_sampler* grammar() const { return grammar_; }
 
  private:
-  llama_sampler* chain_;  // owned
+  llama_sampler* chain_;    // owned
+  llama_sampler* grammar_;  // owned; null without structured output
 };
+
+// OpenAI's floor for a log-probability too small to print.
+constexpr float kLogprobFloor = -9999.0F;
 
 // Defaults of llama.cpp's own server, so an unset knob samples as users of it expect.
 constexpr std::int32_t kDefaultTopK = 40;
@@ -142,7 +154,17 @@ std::unique_ptr<Sampler> LlamaEngine::make_sampler(const SamplingParams& params)
     llama_sampler_chain_add(chain, llama_sampler_init_temp(static_cast<float>(params.temperature)));
     llama_sampler_chain_add(chain, llama_sampler_init_dist(params.seed.value_or(LLAMA_DEFAULT_SEED)));
   }
-  return std::make_unique<LlamaSampler>(chain);
+  llama_sampler* grammar = nullptr;
+  if (!params.grammar.empty()) {
+    // Checked at admission (ModelText::compile_constraint); null here means it changed since.
+    grammar = llama_sampler_init_grammar(llama_model_get_vocab(text_.model()),
+                                         params.grammar.c_str(), "root");
+    if (grammar == nullptr) {
+      llama_sampler_free(chain);
+      throw std::runtime_error("llama.cpp refused the request's grammar");
+    }
+  }
+  return std::make_unique<LlamaSampler>(chain, grammar);
 }
 
 bool LlamaEngine::decode(const std::vector<BatchEntry>& entries) {
@@ -161,8 +183,77 @@ bool LlamaEngine::decode(const std::vector<BatchEntry>& entries) {
   return rc == 0;
 }
 
+llama_token_data_array LlamaEngine::fill_candidates(std::int32_t batch_index) {
+  const float* logits = llama_get_logits_ith(ctx_, batch_index);
+  const auto n_vocab = static_cast<std::size_t>(text_.info().n_vocab);
+  candidates_.resize(n_vocab);
+  for (std::size_t i = 0; i < n_vocab; ++i) {
+    candidates_[i] = {static_cast<llama_token>(i), logits[i], 0.0F};
+  }
+  return {candidates_.data(), n_vocab, -1, false};
+}
+
 Token LlamaEngine::sample(Sampler& sampler, std::int32_t batch_index) {
-  return llama_sampler_sample(static_cast<LlamaSampler&>(sampler).get(), ctx_, batch_index);
+  auto& s = static_cast<LlamaSampler&>(sampler);
+  if (s.grammar() == nullptr) return llama_sampler_sample(s.chain(), ctx_, batch_index);
+  llama_token_data_array all = fill_candidates(batch_index);
+  llama_sampler_apply(s.chain(), &all);
+  Token token = all.data[all.selected].id;
+  llama_token_data single_data{token, 1.0F, 0.0F};
+  llama_token_data_array single{&single_data, 1, -1, false};
+  llama_sampler_apply(s.grammar(), &single);
+  if (std::isinf(single_data.logit)) {
+    // The grammar forbids the chain's pick: mask the vocabulary, then sample again.
+    all = fill_candidates(batch_index);
+    llama_sampler_apply(s.grammar(), &all);
+    llama_sampler_apply(s.chain(), &all);
+    token = all.data[all.selected].id;
+  }
+  try {
+    llama_sampler_accept(s.grammar(), token);
+  } catch (const std::exception& e) {
+    // Only a token the grammar allowed gets here; should llama.cpp still refuse it, the
+    // output ends (as at the grammar's end) instead of taking the worker down.
+    spdlog::warn("grammar refused an allowed token: {}", e.what());
+    return llama_vocab_eos(llama_model_get_vocab(text_.model()));
+  }
+  llama_sampler_accept(s.chain(), token);
+  return token;
+}
+
+PositionLogprobs LlamaEngine::logprobs(std::int32_t batch_index, Token sampled, std::int32_t top) {
+  const float* logits = llama_get_logits_ith(ctx_, batch_index);
+  const auto n_vocab = static_cast<std::size_t>(text_.info().n_vocab);
+  const float max_logit = *std::max_element(logits, logits + n_vocab);
+  double sum = 0;
+  for (std::size_t i = 0; i < n_vocab; ++i) sum += std::exp(static_cast<double>(logits[i] - max_logit));
+  const auto log_z = static_cast<float>(max_logit + std::log(sum));
+  const auto logprob = [&](Token t) {
+    return std::max(kLogprobFloor, logits[static_cast<std::size_t>(t)] - log_z);
+  };
+  PositionLogprobs out;
+  out.sampled = logprob(sampled);
+  if (top <= 0) return out;
+  // The `top` likeliest in one pass: a small min-heap by logit.
+  const auto by_logit_desc = [&](Token a, Token b) {
+    return logits[static_cast<std::size_t>(a)] > logits[static_cast<std::size_t>(b)];
+  };
+  std::vector<Token> heap;
+  heap.reserve(static_cast<std::size_t>(top) + 1);
+  for (std::size_t i = 0; i < n_vocab; ++i) {
+    const auto t = static_cast<Token>(i);
+    if (heap.size() < static_cast<std::size_t>(top)) {
+      heap.push_back(t);
+      std::push_heap(heap.begin(), heap.end(), by_logit_desc);
+    } else if (logits[i] > logits[static_cast<std::size_t>(heap.front())]) {
+      std::pop_heap(heap.begin(), heap.end(), by_logit_desc);
+      heap.back() = t;
+      std::push_heap(heap.begin(), heap.end(), by_logit_desc);
+    }
+  }
+  std::sort_heap(heap.begin(), heap.end(), by_logit_desc);
+  for (const Token t : heap) out.top.push_back({t, logprob(t)});
+  return out;
 }
 
 void LlamaEngine::clear_slot(std::int32_t slot) {

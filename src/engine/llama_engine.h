@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "engine/engine.h"
 #include "engine/llama_model_text.h"
@@ -52,10 +53,14 @@ class LlamaEngine final : public Engine {
       const std::vector<ChatMessage>& messages) const override;
   std::string token_piece(Token token) const override;
   bool is_end_of_generation(Token token) const override;
+  CompiledGrammar compile_constraint(const OutputConstraint& constraint) const override {
+    return text_.compile_constraint(constraint);
+  }
 
   std::unique_ptr<Sampler> make_sampler(const SamplingParams& params) override;
   bool decode(const std::vector<BatchEntry>& batch) override;
   Token sample(Sampler& sampler, std::int32_t batch_index) override;
+  PositionLogprobs logprobs(std::int32_t batch_index, Token sampled, std::int32_t top) override;
   void clear_slot(std::int32_t slot) override;
   bool truncate_slot(std::int32_t slot, std::int32_t keep) override;
   bool copy_slot_prefix(std::int32_t from, std::int32_t to, std::int32_t keep) override;
@@ -65,6 +70,10 @@ class LlamaEngine final : public Engine {
   LlamaModelText text_;                     // the model with its weights
   llama_context* ctx_ = nullptr;            // owned; worker thread only
   llama_batch batch_{};                     // reused by every decode; worker thread only
+  std::vector<llama_token_data> candidates_;  // one per vocabulary token; worker thread only
+
+  // The candidates of batch entry `batch_index`, from its logits.
+  llama_token_data_array fill_candidates(std::int32_t batch_index);
 };
 
 }  // namespace llmq

@@ -1,5 +1,7 @@
 #include "engine/llama_model_text.h"
 
+#include "engine/grammar.h"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -10,12 +12,17 @@
 namespace llmq {
 namespace {
 
+thread_local std::string* collected_errors = nullptr;  // set by llama_errors_of
+
 // llama.cpp's own log lines go to our log at debug level: at info they would drown ours.
 void forward_llama_log(ggml_log_level level, const char* text, void* /*user*/) {
   std::string_view line(text);
   while (!line.empty() && line.back() == '\n') line.remove_suffix(1);
   if (line.empty()) return;
-  if (level == GGML_LOG_LEVEL_ERROR) {
+  if (level == GGML_LOG_LEVEL_ERROR && collected_errors != nullptr) {
+    if (!collected_errors->empty()) collected_errors->append("; ");
+    collected_errors->append(line.substr(0, line.find('\n')));
+  } else if (level == GGML_LOG_LEVEL_ERROR) {
     spdlog::error("llama.cpp: {}", line);
   } else {
     spdlog::debug("llama.cpp: {}", line);
@@ -30,6 +37,19 @@ void init_llama_runtime() {
     llama_log_set(forward_llama_log, nullptr);
     llama_backend_init();
   });
+}
+
+std::string llama_errors_of(const std::function<void()>& work) {
+  std::string errors;
+  collected_errors = &errors;
+  try {
+    work();
+  } catch (...) {
+    collected_errors = nullptr;
+    throw;
+  }
+  collected_errors = nullptr;
+  return errors;
 }
 
 LlamaModelText::LlamaModelText(const std::string& path, bool vocab_only) {
@@ -103,6 +123,10 @@ std::string LlamaModelText::token_piece(Token token) const {
 
 bool LlamaModelText::is_end_of_generation(Token token) const {
   return llama_vocab_is_eog(vocab_, token);
+}
+
+CompiledGrammar LlamaModelText::compile_constraint(const OutputConstraint& constraint) const {
+  return compile_grammar(constraint, vocab_);
 }
 
 }  // namespace llmq

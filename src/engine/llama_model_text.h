@@ -6,6 +6,7 @@
 
 #include <llama.h>
 
+#include <functional>
 #include <string>
 
 #include "engine/model_text.h"
@@ -15,6 +16,11 @@ namespace llmq {
 // llama.cpp's process-wide set-up (its log forwarded to ours, the backends). Idempotent and
 // thread-safe; everything here that loads a model calls it first.
 void init_llama_runtime();
+
+// Runs `work` with llama.cpp's error lines on this thread collected instead of logged, and
+// returns them: the reason llama.cpp gives for refusing a client's grammar belongs in the
+// answer to that client, not in the server's log.
+std::string llama_errors_of(const std::function<void()>& work);
 
 class LlamaModelText final : public ModelText {
  public:
@@ -31,6 +37,7 @@ class LlamaModelText final : public ModelText {
       const std::vector<ChatMessage>& messages) const override;
   std::string token_piece(Token token) const override;
   bool is_end_of_generation(Token token) const override;
+  CompiledGrammar compile_constraint(const OutputConstraint& constraint) const override;
 
   // The loaded model (with weights unless vocab-only), for a context to be made from.
   llama_model* model() const { return model_; }

@@ -25,6 +25,12 @@ struct ModelInfo {
   bool has_chat_template = false;
 };
 
+// A structured-output constraint compiled to the grammar the sampler enforces.
+struct CompiledGrammar {
+  std::string gbnf;   // GBNF with root rule "root"
+  std::string error;  // not empty: the constraint is invalid or unsupported, and why
+};
+
 class ModelText {
  public:
   virtual ~ModelText() = default;
@@ -42,6 +48,9 @@ class ModelText {
   // The bytes of one token; may be part of a multi-byte UTF-8 character.
   virtual std::string token_piece(Token token) const = 0;
   virtual bool is_end_of_generation(Token token) const = 0;
+  // Compiles a grammar, a JSON Schema or "any JSON object" to GBNF and checks that the grammar
+  // parses against this vocabulary.
+  virtual CompiledGrammar compile_constraint(const OutputConstraint& constraint) const = 0;
 };
 
 }  // namespace llmq

@@ -63,6 +63,7 @@ struct Scheduler::Slot {
   Clock::time_point first_token;         // when the first token was sampled
   Clock::time_point last_token;          // when the latest token was sampled
   std::size_t cached = 0;                // prompt tokens this job found in the KV cache
+  std::vector<LogprobEntry> logprobs;    // of tokens whose text has not gone out yet
   // The tokens whose KV cells the sequence holds, positions 0…: what the job before left
   // behind (its prompt and answer) until the next job keeps the prefix it shares.
   std::vector<Token> cache;
@@ -219,9 +220,17 @@ bool Scheduler::start_job(Slot& slot, JobPtr job, int attempt) {
     job->emit(ErrorEvent{"deadline_exceeded", "the deadline passed while the request waited"});
     return false;
   }
+  std::unique_ptr<Sampler> sampler;
+  try {
+    sampler = engine_.make_sampler(job->request().params.sampling);
+  } catch (const std::exception& e) {
+    job->emit(ErrorEvent{"engine_failure", e.what()});
+    return false;
+  }
   slot.job = std::move(job);
   const std::size_t keep = reuse_prefix(slot, slot.job->request().prompt_tokens);
-  slot.sampler = engine_.make_sampler(slot.job->request().params.sampling);
+  slot.sampler = std::move(sampler);
+  slot.logprobs.clear();
   slot.text = TextStream(slot.job->request().params.stop);
   slot.cached = keep;
   slot.prompt_done = keep;
@@ -374,15 +383,26 @@ void Scheduler::consume_logits() {
     }
     slot->last_token = now;
     ++slot->generated;
+    const std::optional<std::int32_t>& top = slot->job->request().params.top_logprobs;
+    if (top && !engine_.is_end_of_generation(token)) {
+      slot->logprobs.push_back(logprob_entry(token, engine_.logprobs(slot->batch_index, token, *top)));
+    }
     emit_token(*slot, token, now);
   }
+}
+
+LogprobEntry Scheduler::logprob_entry(Token token, const PositionLogprobs& at) const {
+  LogprobEntry entry{engine_.token_piece(token), at.sampled, {}};
+  for (const TokenLogprob& alt : at.top) entry.top.push_back({engine_.token_piece(alt.token), alt.logprob});
+  return entry;
 }
 
 void Scheduler::emit_token(Slot& slot, Token token, Clock::time_point sampled) {
   if (engine_.is_end_of_generation(token)) return finish(slot, "stop");
   TextStream::Output out = slot.text.push(engine_.token_piece(token));
   if (!out.text.empty()) {
-    slot.job->emit(TokenEvent{slot.events_sent++, std::move(out.text), sampled});
+    slot.job->emit(
+        TokenEvent{slot.events_sent++, std::move(out.text), sampled, std::exchange(slot.logprobs, {})});
   }
   if (out.stopped) return finish(slot, "stop");
   const bool at_max = slot.generated >= slot.job->request().params.max_tokens;
@@ -393,7 +413,11 @@ void Scheduler::emit_token(Slot& slot, Token token, Clock::time_point sampled) {
 
 void Scheduler::finish(Slot& slot, const char* finish_reason) {
   std::string rest = slot.text.finish();
-  if (!rest.empty()) slot.job->emit(TokenEvent{slot.events_sent++, std::move(rest)});
+  if (!rest.empty()) {
+    slot.job->emit(TokenEvent{slot.events_sent++, std::move(rest), {}, std::exchange(slot.logprobs, {})});
+  }
+  // The entries of tokens whose text never went out (a stop string's) go with it.
+  slot.logprobs.clear();
   const Clock::time_point now = Clock::now();
   DoneEvent done;
   done.finish_reason = finish_reason;

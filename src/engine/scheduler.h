@@ -92,6 +92,8 @@ class Scheduler {
   // Feeds the measured duration of the last decoded batch into the step cost estimates.
   void note_step_cost(double seconds);
   void consume_logits();
+  // A sampled token's log-probabilities as the client gets them.
+  LogprobEntry logprob_entry(Token token, const PositionLogprobs& at) const;
   void emit_token(Slot& slot, Token token, Clock::time_point sampled);
   void finish(Slot& slot, const char* finish_reason);
   void fail(Slot& slot, const char* code, const std::string& message);

@@ -7,6 +7,7 @@
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <variant>
+#include <vector>
 
 namespace llmq {
 
@@ -41,10 +42,34 @@ struct StartedEvent {
   int attempt = 1;          // 1 for the first run
 };
 
+// A sampled token's log-probability (when the request asked for them), with its likeliest
+// alternatives. `token` holds the token's bytes, which need not be whole UTF-8 characters.
+struct LogprobAlternative {
+  std::string token;
+  double logprob = 0;
+};
+struct LogprobEntry {
+  std::string token;
+  double logprob = 0;
+  std::vector<LogprobAlternative> top;  // most likely first
+};
+
 struct TokenEvent {
   std::int64_t index;       // 0-based index of this text piece in the stream
   std::string text;         // whole UTF-8 characters only
   std::chrono::steady_clock::time_point sampled{};  // when the worker sampled its last token
+  std::vector<LogprobEntry> logprobs{};  // one per token whose text is in `text`, when asked
+};
+
+// The token events of a job gathered into one answer (a request answered without a stream).
+struct GatheredTokens {
+  std::string text;
+  std::vector<LogprobEntry> logprobs;
+
+  void add(TokenEvent& event) {
+    text += event.text;
+    for (LogprobEntry& entry : event.logprobs) logprobs.push_back(std::move(entry));
+  }
 };
 
 struct Usage {
@@ -84,5 +109,13 @@ std::string event_json(const JobEvent& event);
 // The `usage` and `timings` objects, shared by `done` and the non-streaming answer.
 nlohmann::ordered_json usage_json(const Usage& usage);
 nlohmann::ordered_json timings_json(const Timings& timings);
+
+// A token's entry as OpenAI's chat logprobs give it: {"token", "logprob", "bytes",
+// "top_logprobs": [{"token", "logprob", "bytes"}]}. `token` is the bytes as text (a byte that
+// is not part of a whole UTF-8 character becomes U+FFFD); `bytes` are exact.
+nlohmann::ordered_json logprob_json(const LogprobEntry& entry);
+// Reads what logprob_json wrote (the worker's events to the gateway); throws
+// std::invalid_argument naming what is wrong.
+LogprobEntry logprob_from_json(const nlohmann::json& doc);
 
 }  // namespace llmq

@@ -29,6 +29,20 @@ struct SamplingParams {
   std::optional<std::uint32_t> seed;   // fixed seed for reproducible sampling
   double presence_penalty = 0.0;       // -2 … 2, as OpenAI defines it; 0 = off
   double frequency_penalty = 0.0;      // -2 … 2; 0 = off
+  std::string grammar;                 // GBNF the output must match (root rule "root"); empty:
+                                       // unconstrained. Set by validate_for_model (api/prompt.h)
+};
+
+// Structured output as the client asked for it, before it is compiled to a grammar.
+struct OutputConstraint {
+  enum class Kind {
+    grammar,      // `source` is GBNF
+    json_schema,  // `source` is a JSON Schema, as JSON text
+    json_object,  // any JSON object (`source` empty)
+  };
+  Kind kind = Kind::grammar;
+  std::string source;
+  std::string field;  // the request field it came from, named by a refusal
 };
 
 // Which API a request came through: it decides the body's rules and the answer's shape.
@@ -52,6 +66,9 @@ struct ParsedRequest {
   std::string user;                                // OpenAI `user`: the caller's end user, or empty
   std::optional<std::int64_t> keep_alive_ms;       // how long its model stays loaded after it
                                                    // (Ollama's keep_alive); absent: the default
+  std::optional<OutputConstraint> constraint;      // structured output; absent: free text
+  std::optional<std::int32_t> top_logprobs;        // set: every token carries its log-probability
+                                                   // and this many alternatives (0 … 20)
 };
 
 struct ValidatedRequest {

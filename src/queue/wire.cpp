@@ -27,6 +27,10 @@ class Reader {
     if (it == object_.end() || it->is_null()) return std::nullopt;
     return as<T>(*it, name);
   }
+  const json* find(const char* name) const {
+    const auto it = object_.find(name);
+    return it == object_.end() || it->is_null() ? nullptr : &*it;
+  }
   const json& object(const char* name) const {
     const auto it = object_.find(name);
     if (it == object_.end() || !it->is_object())
@@ -64,6 +68,7 @@ json sampling_json(const SamplingParams& s) {
   if (s.top_p) out["top_p"] = *s.top_p;
   if (s.top_k) out["top_k"] = *s.top_k;
   if (s.seed) out["seed"] = *s.seed;
+  if (!s.grammar.empty()) out["grammar"] = s.grammar;
   return out;
 }
 
@@ -75,6 +80,7 @@ SamplingParams read_sampling(const Reader& r) {
   s.top_p = r.optional<double>("top_p");
   s.top_k = r.optional<std::int32_t>("top_k");
   s.seed = r.optional<std::uint32_t>("seed");
+  s.grammar = r.optional<std::string>("grammar").value_or("");
   return s;
 }
 
@@ -104,6 +110,7 @@ std::string encode_work(const WorkItem& w) {
            {"reply_to", w.reply_to}};
   if (w.deadline_unix_ms) out["deadline_unix_ms"] = *w.deadline_unix_ms;
   if (p.keep_alive_ms) out["keep_alive_ms"] = *p.keep_alive_ms;
+  if (p.top_logprobs) out["top_logprobs"] = *p.top_logprobs;
   return out.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
@@ -137,6 +144,9 @@ std::variant<WorkItem, std::string> decode_work(std::string_view bytes) {
     w.arrived_unix_ms = r.get<std::int64_t>("arrived_unix_ms");
     w.deadline_unix_ms = r.optional<std::int64_t>("deadline_unix_ms");
     p.keep_alive_ms = r.optional<std::int64_t>("keep_alive_ms");
+    p.top_logprobs = r.optional<std::int32_t>("top_logprobs");
+    if (p.top_logprobs && (*p.top_logprobs < 0 || *p.top_logprobs > 20))
+      throw std::invalid_argument("field top_logprobs is out of range");
     w.reply_to = r.get<std::string>("reply_to");
     if (w.id.empty() || w.request.model.empty() || w.reply_to.empty())
       throw std::invalid_argument("id, model and reply_to must not be empty");
@@ -158,7 +168,14 @@ struct EventData {
   json operator()(const StartedEvent& e) const {
     return {{"worker", e.worker}, {"queue_ms", e.queue_ms}, {"attempt", e.attempt}};
   }
-  json operator()(const TokenEvent& e) const { return {{"i", e.index}, {"text", e.text}}; }
+  json operator()(const TokenEvent& e) const {
+    json out{{"i", e.index}, {"text", e.text}};
+    if (!e.logprobs.empty()) {
+      json& entries = out["logprobs"] = json::array();
+      for (const LogprobEntry& entry : e.logprobs) entries.push_back(json(logprob_json(entry)));
+    }
+    return out;
+  }
   json operator()(const DoneEvent& e) const {
     return {{"finish_reason", e.finish_reason},
             {"prompt_tokens", e.usage.prompt_tokens},
@@ -177,7 +194,14 @@ JobEvent read_event(const std::string& name, const Reader& d) {
   if (name == "requeued") return RequeuedEvent{d.get<int>("attempt"), d.get<std::string>("reason")};
   if (name == "started")
     return StartedEvent{d.get<std::string>("worker"), d.get<std::int64_t>("queue_ms"), d.get<int>("attempt")};
-  if (name == "token") return TokenEvent{d.get<std::int64_t>("i"), d.get<std::string>("text"), {}};
+  if (name == "token") {
+    TokenEvent e{d.get<std::int64_t>("i"), d.get<std::string>("text"), {}, {}};
+    if (const json* entries = d.find("logprobs")) {
+      if (!entries->is_array()) throw std::invalid_argument("field logprobs is not an array");
+      for (const json& entry : *entries) e.logprobs.push_back(logprob_from_json(entry));
+    }
+    return e;
+  }
   if (name == "done") {
     DoneEvent e;
     e.finish_reason = d.get<std::string>("finish_reason");

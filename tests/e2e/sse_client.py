@@ -140,6 +140,19 @@ def _is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def check_logprob_entries(entries: list, where: str = "") -> None:
+    """Log-probability entries as the token events and OpenAI's chat give them: each a token, its
+    exact bytes, a log-probability (<= 0) and the likeliest alternatives, most likely first."""
+    assert isinstance(entries, list) and entries, f"logprobs not a non-empty list: {where}"
+    for entry in entries:
+        for alt in [entry] + entry["top_logprobs"]:
+            assert isinstance(alt["token"], str), f"logprobs token not a string: {where}"
+            assert _is_num(alt["logprob"]) and alt["logprob"] <= 0, f"bad logprob {alt}: {where}"
+            assert all(_is_int(b) and 0 <= b <= 255 for b in alt["bytes"]), f"bad bytes: {where}"
+        top = [alt["logprob"] for alt in entry["top_logprobs"]]
+        assert top == sorted(top, reverse=True), f"top_logprobs not most likely first: {where}"
+
+
 def check_stream(events: list[SseEvent], *, complete: bool = True) -> Stream:
     """Checks the stream grammar of the contract and returns the stream's parts.
 
@@ -203,6 +216,8 @@ def check_stream(events: list[SseEvent], *, complete: bool = True) -> Stream:
             assert d["text"] != "", f"empty token piece: {where(i)}"
             # json.loads accepts lone-surrogate escapes (\\ud800); such text is not UTF-8.
             d["text"].encode("utf-8")
+            if "logprobs" in d:
+                check_logprob_entries(d["logprobs"], where(i))
             tokens.append(e)
         elif e.event == "done":
             assert started is not None, f"done without started: {where(i)}"

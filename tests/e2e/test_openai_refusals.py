@@ -19,10 +19,10 @@ from sse_client import OpenStream
 CHAT_400 = [
     # (what the request adds, the param the error must name, the codes it may have)
     ({"n": 2}, "n", ("unsupported", "out_of_range")),
-    ({"logprobs": True}, "logprobs", ("unsupported",)),
+    ({"logprobs": True, "top_logprobs": 21}, "top_logprobs", ("out_of_range",)),
     ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, "tools",
      ("unsupported",)),
-    ({"response_format": {"type": "json_object"}}, "response_format", ("unsupported",)),
+    ({"response_format": {"type": "yaml"}}, "response_format.type", ("out_of_range",)),
     ({"logit_bias": {"42": 5}}, "logit_bias", ("unsupported",)),
     ({"presence_penalty": 2.5}, "presence_penalty", ("out_of_range",)),
     ({"frequency_penalty": -3}, "frequency_penalty", ("out_of_range",)),

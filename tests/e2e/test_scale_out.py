@@ -5,6 +5,7 @@ broker itself restart without a client losing its request or seeing a token twic
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
@@ -16,7 +17,7 @@ import pytest
 from llmq_e2e import LONG_PROMPT, model_name
 from metrics_util import scrape
 from scale_out import NatsServer, ScaleOut, gemma_path
-from sse_client import OpenStream, stream_request
+from sse_client import OpenStream, json_request, stream_request
 
 
 @pytest.fixture
@@ -218,3 +219,18 @@ def test_a_cold_model_on_a_worker_sends_loading(cluster):
     again = stream_request(gw.base_url, {"model": gemma.stem, "prompt": "Hello", "max_tokens": 4,
                                          "temperature": 0})
     assert not again.loading
+
+
+def test_structured_output_and_logprobs_cross_the_wire(cluster):
+    """The gateway (vocabulary only) compiles and checks the schema; the worker enforces it and
+    sends the log-probabilities back exactly, token bytes included."""
+    gw = cluster.start_gateway()
+    cluster.start_worker()
+    body = {"prompt": "A colour:", "max_tokens": 30, "temperature": 1.0, "stream": False,
+            "json_schema": {"enum": ["red", "green", "blue"]}, "logprobs": True, "top_logprobs": 2}
+    r = json_request(gw.base_url, body)
+    assert r["finish_reason"] == "stop" and json.loads(r["text"]) in ("red", "green", "blue"), r
+    assert bytes(b for e in r["logprobs"] for b in e["bytes"]) == r["text"].encode()
+    assert all(len(e["top_logprobs"]) == 2 and e["logprob"] <= 0 for e in r["logprobs"])
+    refused = httpx.post(gw.req_url, json={"prompt": "x", "grammar": 'root ::= root "a"'}, timeout=30)
+    assert refused.status_code == 400 and refused.json()["error"]["field"] == "grammar", refused.text

@@ -92,11 +92,9 @@ TEST(OpenAiParse, FeaturesLlmqLacksAreRefusedByName) {
   };
   const std::vector<Refused> cases = {
       {R"("n":2)", "n"},
-      {R"("logprobs":true)", "logprobs"},
       {R"("top_logprobs":3)", "top_logprobs"},
       {R"("tools":[{"type":"function","function":{"name":"f"}}])", "tools"},
       {R"("tool_choice":"required")", "tool_choice"},
-      {R"("response_format":{"type":"json_object"})", "response_format"},
       {R"("logit_bias":{"50256":-100})", "logit_bias"},
       {R"("echo":true)", "echo"},
       {R"("best_of":3)", "best_of"},
@@ -137,9 +135,17 @@ std::vector<json> frames(const std::string& stream) {
   return out;
 }
 
+TokenEvent piece(std::string text, std::vector<LogprobEntry> logprobs = {}) {
+  return TokenEvent{0, std::move(text), {}, std::move(logprobs)};
+}
+
+GatheredTokens gathered(std::string text, std::vector<LogprobEntry> logprobs = {}) {
+  return GatheredTokens{std::move(text), std::move(logprobs)};
+}
+
 TEST(OpenAiAnswer, ChatCompletionObject) {
-  const openai::Completion c(kChat, "req_1", 1700000000, "m", false);
-  const json body = json::parse(c.whole("Hello", done_event("stop")));
+  openai::Completion c(kChat, "req_1", 1700000000, "m", false);
+  const json body = json::parse(c.whole(gathered("Hello"), done_event("stop")));
   EXPECT_EQ(body["id"], "chatcmpl-req_1");
   EXPECT_EQ(body["object"], "chat.completion");
   EXPECT_EQ(body["created"], 1700000000);
@@ -152,8 +158,8 @@ TEST(OpenAiAnswer, ChatCompletionObject) {
 }
 
 TEST(OpenAiAnswer, TextCompletionObject) {
-  const openai::Completion c(kCompletion, "req_2", 1, "m", false);
-  const json body = json::parse(c.whole("abc", done_event("length")));
+  openai::Completion c(kCompletion, "req_2", 1, "m", false);
+  const json body = json::parse(c.whole(gathered("abc"), done_event("length")));
   EXPECT_EQ(body["id"], "cmpl-req_2");
   EXPECT_EQ(body["object"], "text_completion");
   EXPECT_EQ(body["choices"][0]["text"], "abc");
@@ -161,9 +167,9 @@ TEST(OpenAiAnswer, TextCompletionObject) {
 }
 
 TEST(OpenAiAnswer, ChatStreamWithUsage) {
-  const openai::Completion c(kChat, "req_3", 1, "m", true);
+  openai::Completion c(kChat, "req_3", 1, "m", true);
   const std::vector<json> f =
-      frames(c.opening() + c.delta("He") + c.delta("llo") + c.ending(done_event("stop")));
+      frames(c.opening() + c.delta(piece("He")) + c.delta(piece("llo")) + c.ending(done_event("stop")));
   ASSERT_EQ(f.size(), 6u);
   EXPECT_EQ(f[0]["choices"][0]["delta"]["role"], "assistant");
   EXPECT_EQ(f[1]["choices"][0]["delta"]["content"], "He");
@@ -181,11 +187,11 @@ TEST(OpenAiAnswer, ChatStreamWithUsage) {
 }
 
 TEST(OpenAiAnswer, CompletionStreamWithoutUsageHasNoUsageKey) {
-  const openai::Completion c(kCompletion, "req_4", 1, "m", false);
+  openai::Completion c(kCompletion, "req_4", 1, "m", false);
   EXPECT_EQ(c.opening(), "");
   const openai::Completion chat(kChat, "req_5", 1, "m", false);
   EXPECT_FALSE(frames(chat.opening())[0].contains("usage"));  // only with include_usage
-  const std::vector<json> f = frames(c.delta("x") + c.ending(done_event("length")));
+  const std::vector<json> f = frames(c.delta(piece("x")) + c.ending(done_event("length")));
   ASSERT_EQ(f.size(), 3u);
   EXPECT_EQ(f[0]["object"], "text_completion");
   EXPECT_EQ(f[0]["choices"][0]["text"], "x");
@@ -232,6 +238,47 @@ TEST(OpenAiAnswer, ModelsListEveryServedModelAndWhetherItIsLoaded) {
   EXPECT_EQ(list["data"][1]["id"], "gemma");
   EXPECT_EQ(list["data"][1]["loaded"], false);
   EXPECT_EQ(json::parse(openai::model_json(catalog, catalog.all()[1], 5))["created"], 5);
+}
+
+
+// "é" split over two tokens: each entry's bytes are exact, its text a replacement character.
+std::vector<LogprobEntry> split_e_acute() {
+  return {LogprobEntry{"\xC3", -0.25, {{"\xC3", -0.25}, {"a", -2.0}}},
+          LogprobEntry{"\xA9", -0.5, {{"\xA9", -0.5}}}};
+}
+
+TEST(OpenAiAnswer, ChatLogprobsCarryTokensBytesAndAlternatives) {
+  openai::Completion c(kChat, "req_6", 1, "m", false, true);
+  const json body = json::parse(c.whole(gathered("\xC3\xA9", split_e_acute()), done_event("stop")));
+  const json& content = body["choices"][0]["logprobs"]["content"];
+  ASSERT_EQ(content.size(), 2u);
+  EXPECT_EQ(content[0]["bytes"], json::array({0xC3}));
+  EXPECT_EQ(content[0]["token"], "\xEF\xBF\xBD");
+  EXPECT_DOUBLE_EQ(content[0]["logprob"].get<double>(), -0.25);
+  ASSERT_EQ(content[0]["top_logprobs"].size(), 2u);
+  EXPECT_EQ(content[0]["top_logprobs"][1]["token"], "a");
+  EXPECT_EQ(content[1]["bytes"], json::array({0xA9}));
+}
+
+TEST(OpenAiAnswer, LogprobsAreNullUnlessAsked) {
+  openai::Completion c(kChat, "req_7", 1, "m", false);
+  const json body = json::parse(c.whole(gathered("x", split_e_acute()), done_event("stop")));
+  EXPECT_TRUE(body["choices"][0]["logprobs"].is_null());
+}
+
+TEST(OpenAiAnswer, LegacyLogprobsCountOffsetsAcrossTheStream) {
+  openai::Completion c(kCompletion, "req_8", 1, "m", false, true);
+  const std::vector<LogprobEntry> hello{LogprobEntry{"He", -0.1, {{"He", -0.1}, {"Ha", -3.0}}},
+                                        LogprobEntry{"llo", -0.2, {}}};
+  std::string stream = c.delta(piece("Hello", hello));  // in order: the offsets go on
+  stream += c.delta(piece("!", {LogprobEntry{"!", -1.5, {}}}));
+  const std::vector<json> f = frames(stream);
+  const json& first = f[0]["choices"][0]["logprobs"];
+  EXPECT_EQ(first["tokens"], json::array({"He", "llo"}));
+  EXPECT_EQ(first["text_offset"], json::array({0, 2}));
+  EXPECT_DOUBLE_EQ(first["top_logprobs"][0]["Ha"].get<double>(), -3.0);
+  EXPECT_EQ(f[1]["choices"][0]["logprobs"]["text_offset"], json::array({5}));
+  EXPECT_DOUBLE_EQ(f[1]["choices"][0]["logprobs"]["token_logprobs"][0].get<double>(), -1.5);
 }
 
 }  // namespace

@@ -49,6 +49,12 @@ class FakeEngine final : public Engine {
     return eog_.count(token) > 0;
   }
 
+  // Any grammar is accepted as is, except the text "invalid".
+  CompiledGrammar compile_constraint(const OutputConstraint& c) const override {
+    if (c.source == "invalid") return {"", "the fake refuses it"};
+    return {c.source, ""};
+  }
+
   std::unique_ptr<Sampler> make_sampler(const SamplingParams&) override {
     return std::make_unique<Sampler>();
   }
@@ -72,6 +78,12 @@ class FakeEngine final : public Engine {
   Token sample(Sampler&, std::int32_t batch_index) override {
     std::lock_guard lock(mu_);
     return last_.at(static_cast<std::size_t>(batch_index)).token + 1;
+  }
+  // The sampled token at -0.5, then `top` tokens counting down from it at -1, -2, …
+  PositionLogprobs logprobs(std::int32_t, Token sampled, std::int32_t top) override {
+    PositionLogprobs out{-0.5F, {}};
+    for (std::int32_t i = 0; i < top; ++i) out.top.push_back({sampled + i, -1.0F - static_cast<float>(i)});
+    return out;
   }
   void clear_slot(std::int32_t slot) override {
     std::lock_guard lock(mu_);

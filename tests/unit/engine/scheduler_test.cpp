@@ -314,3 +314,56 @@ TEST_F(SchedulerTest, TokenEventsCarryTheirSamplingTime) {
 
 }  // namespace
 }  // namespace llmq
+
+namespace llmq {
+namespace {
+
+Submitted submit_with_logprobs(JobProducer& q, std::string prompt, int max_tokens, std::int32_t top) {
+  ValidatedRequest r;
+  r.params.max_tokens = max_tokens;
+  r.params.top_logprobs = top;
+  r.prompt_tokens.assign(prompt.begin(), prompt.end());
+  auto sink = std::make_shared<RecordingSink>();
+  auto job = std::make_shared<Job>("lp", std::move(r), std::nullopt, sink);
+  EXPECT_EQ(q.push(job), PushResult::accepted);
+  return {job, sink};
+}
+
+TEST_F(SchedulerTest, LogprobsGoWithTheTextOfTheirTokens) {
+  start(1);
+  engine_->set_piece('b', "\xE2\x82");  // "€" split over two tokens: one event, two entries
+  engine_->set_piece('c', "\xAC!");
+  engine_->set_end_of_generation('d');
+  auto a = submit_with_logprobs(queue_, "a", 50, 2);
+  scheduler_->start();
+  ASSERT_TRUE(a.sink->wait_end());
+  const std::vector<JobEvent> events = a.sink->events();
+  std::vector<const TokenEvent*> tokens;
+  for (const auto& e : events) {
+    if (auto* t = std::get_if<TokenEvent>(&e)) tokens.push_back(t);
+  }
+  ASSERT_EQ(tokens.size(), 1u);
+  EXPECT_EQ(tokens[0]->text, "\xE2\x82\xAC!");
+  ASSERT_EQ(tokens[0]->logprobs.size(), 2u);  // the end-of-generation token has none
+  EXPECT_EQ(tokens[0]->logprobs[0].token, "\xE2\x82");
+  EXPECT_EQ(tokens[0]->logprobs[1].token, "\xAC!");
+  EXPECT_DOUBLE_EQ(tokens[0]->logprobs[1].logprob, -0.5);
+  ASSERT_EQ(tokens[0]->logprobs[1].top.size(), 2u);
+  EXPECT_EQ(tokens[0]->logprobs[1].top[0].token, "\xAC!");
+  EXPECT_DOUBLE_EQ(tokens[0]->logprobs[1].top[1].logprob, -2.0);
+}
+
+TEST_F(SchedulerTest, NoLogprobsUnlessAsked) {
+  start(1);
+  auto a = submit(queue_, "a", "a", 3);
+  scheduler_->start();
+  ASSERT_TRUE(a.sink->wait_end());
+  for (const auto& e : a.sink->events()) {
+    if (auto* t = std::get_if<TokenEvent>(&e)) {
+      EXPECT_TRUE(t->logprobs.empty());
+    }
+  }
+}
+
+}  // namespace
+}  // namespace llmq

@@ -21,6 +21,8 @@ WorkItem sample_work() {
   w.deadline_unix_ms = 1764633660123;
   w.reply_to = "llmq.events.gw1";
   w.request.params.keep_alive_ms = -1;
+  w.request.params.sampling.grammar = "root ::= \"yes\" | \"no\"";
+  w.request.params.top_logprobs = 3;
   return w;
 }
 
@@ -41,6 +43,8 @@ TEST(Wire, WorkRoundTripsEveryFieldAWorkerUses) {
   EXPECT_EQ(d.arrived_unix_ms, w.arrived_unix_ms);
   EXPECT_EQ(d.deadline_unix_ms, w.deadline_unix_ms);
   EXPECT_EQ(d.request.params.keep_alive_ms, -1);
+  EXPECT_EQ(d.request.params.sampling.grammar, w.request.params.sampling.grammar);
+  EXPECT_EQ(d.request.params.top_logprobs, 3);
   EXPECT_EQ(d.reply_to, w.reply_to);
 }
 
@@ -65,11 +69,14 @@ TEST(Wire, MalformedWorkIsRefusedWithTheReason) {
   EXPECT_EQ(with("id", nlohmann::json(nlohmann::json::value_t::discarded)), "missing field id");
   EXPECT_EQ(with("v", 2), "unknown version");
   EXPECT_EQ(with("stop", {""}), "field stop holds a value that is not a stop string");
+  EXPECT_EQ(with("top_logprobs", 21), "field top_logprobs is out of range");
 }
 
 TEST(Wire, EventsRoundTrip) {
   const std::vector<JobEvent> events = {
-      LoadingEvent{"gemma", 40}, RequeuedEvent{2, "worker_lost"}, StartedEvent{"host/1", 12, 2}, TokenEvent{5, "h\xc3\xa9", {}},
+      LoadingEvent{"gemma", 40}, RequeuedEvent{2, "worker_lost"}, StartedEvent{"host/1", 12, 2}, TokenEvent{5, "h\xc3\xa9", {}, {}},
+      // A token's bytes travel exactly, a lone byte of a split character too.
+      TokenEvent{6, "\xc3\xa9", {}, {{"\xc3", -0.5, {{"\xc3", -0.5}, {"a", -3.25}}}, {"\xa9", -0.125, {}}}},
       DoneEvent{"length", {3, 4, 1}, {10, 20, 30, 40.5}}, ErrorEvent{"deadline_exceeded", "late"}};
   std::int64_t seq = 0;
   for (const JobEvent& event : events) {
