@@ -77,11 +77,12 @@ awaitable<void> stream_events(JobFollower& follower, EventChannel& channel,
 
 awaitable<void> answer_once(JobFollower& follower, http::Exchange& exchange,
                             telemetry::RequestRecord& record, Dialect dialect, AnswerBody body) {
-  GatheredTokens tokens;
+  GatheredOutput tokens;
   while (!follower.finished()) {
     JobEvent event = co_await follower.next();
     note_event(record, event);
     if (auto* token = std::get_if<TokenEvent>(&event)) tokens.add(*token);
+    if (auto* embedding = std::get_if<EmbeddingEvent>(&event)) tokens.add(*embedding);
     if (auto* error = std::get_if<ErrorEvent>(&event)) {
       ApiError err{static_cast<int>(status_of(*error)), error->code, error->message, {}};
       http::Response response = error_response(dialect, err, exchange.keep_alive());
@@ -98,7 +99,7 @@ awaitable<void> answer_once(JobFollower& follower, http::Exchange& exchange,
   }
 }
 
-std::string native_answer(const std::string& id, const GatheredTokens& tokens, const DoneEvent& done,
+std::string native_answer(const std::string& id, const GatheredOutput& tokens, const DoneEvent& done,
                           bool with_logprobs) {
   nlohmann::ordered_json body = {{"id", id},
                                  {"text", tokens.text},

@@ -42,7 +42,7 @@ boost::asio::awaitable<void> openai_stream(JobFollower& follower, EventChannel& 
                                            telemetry::ServiceMetrics* metrics);
 
 // What a non-streaming answer's body is made of: the tokens and the job's done event.
-using AnswerBody = std::function<std::string(const GatheredTokens& tokens, const DoneEvent& done)>;
+using AnswerBody = std::function<std::string(const GatheredOutput& tokens, const DoneEvent& done)>;
 
 // Follows the job to its end and answers with one JSON document, `body(tokens, done)`, or with
 // the error in the route's shape.
@@ -52,7 +52,7 @@ boost::asio::awaitable<void> answer_once(JobFollower& follower, http::Exchange& 
 
 // The native route's answer: {"id","text","finish_reason","usage","timings"}, and "logprobs"
 // (one entry per token, as in the token events) when the request asked for them.
-std::string native_answer(const std::string& id, const GatheredTokens& tokens, const DoneEvent& done,
+std::string native_answer(const std::string& id, const GatheredOutput& tokens, const DoneEvent& done,
                           bool with_logprobs);
 
 }  // namespace llmq

@@ -44,6 +44,8 @@ awaitable<void> ApiHandler::handle(const http::Request& request, http::Exchange&
     co_await submit(request, exchange, Dialect::openai_chat);
   } else if (post && target == "/v1/completions") {
     co_await submit(request, exchange, Dialect::openai_completion);
+  } else if (post && target == "/v1/embeddings") {
+    co_await submit(request, exchange, Dialect::openai_embedding);
   } else if (get && (target == "/v1/models" || target.starts_with("/v1/models/"))) {
     http::Response response = models(request, target, exchange);
     co_await exchange.reply(std::move(response));
@@ -62,7 +64,7 @@ http::HeadVerdict ApiHandler::check_head(const http::RequestHead& head, std::str
   target = target.substr(0, target.find('?'));
   const bool inference = head.method() == bhttp::verb::post &&
                          (target == "/api/v1/req" || target == "/v1/chat/completions" ||
-                          target == "/v1/completions");
+                          target == "/v1/completions" || target == "/v1/embeddings");
   if (!inference) return {.refusal = std::nullopt, .max_body_bytes = kBodilessRouteBodyBytes};
   if (options_.api_keys == nullptr || !options_.api_keys->enabled()) return {};
   const std::string client =
@@ -356,10 +358,14 @@ awaitable<void> ApiHandler::submit(const http::Request& request, http::Exchange&
                                 job->request().model, params.include_usage,
                                 params.top_logprobs.has_value());
   // Named awaitables: see the GCC 12 note in handle().
-  AnswerBody body = [&](const GatheredTokens& tokens, const DoneEvent& done) {
+  AnswerBody body = [&](const GatheredOutput& output, const DoneEvent& done) {
+    if (dialect == Dialect::openai_embedding) {
+      return openai::embeddings_json(output.embeddings, job->request().model, done.usage,
+                                     params.embed_base64);
+    }
     return dialect == Dialect::native
-               ? native_answer(job->id(), tokens, done, params.top_logprobs.has_value())
-               : completion.whole(tokens, done);
+               ? native_answer(job->id(), output, done, params.top_logprobs.has_value())
+               : completion.whole(output, done);
   };
   awaitable<void> work =
       !params.stream ? answer_once(follower, exchange, record, dialect, std::move(body))

@@ -25,6 +25,7 @@ std::size_t text_bytes(const JobEvent& event) {
           }
           return bytes;
         }
+        if constexpr (std::is_same_v<T, EmbeddingEvent>) return e.embedding.size() * sizeof(float);
         if constexpr (std::is_same_v<T, DoneEvent>) return e.finish_reason.size();
         if constexpr (std::is_same_v<T, ErrorEvent>) return e.code.size() + e.message.size();
         return 0;

@@ -15,6 +15,9 @@ std::size_t event_bytes(const JobEvent& event) {
   if (const auto* token = std::get_if<TokenEvent>(&event)) {
     return kEventOverhead + token->text.size() + token->logprobs.size() * kLogprobBytes;
   }
+  if (const auto* embedding = std::get_if<EmbeddingEvent>(&event)) {
+    return kEventOverhead + embedding->embedding.size() * sizeof(float);
+  }
   if (const auto* error = std::get_if<ErrorEvent>(&event))
     return kEventOverhead + error->code.size() + error->message.size();
   return kEventOverhead;

@@ -2,7 +2,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
+#include <cstring>
 #include <utility>
+
+#include "util/base64.h"
 
 namespace llmq::openai {
 namespace {
@@ -149,7 +153,7 @@ std::string Completion::stream_error(const ApiError& error) {
 
 std::string Completion::ping() { return ": ping\n\n"; }
 
-std::string Completion::whole(const GatheredTokens& tokens, const DoneEvent& done) {
+std::string Completion::whole(const GatheredOutput& tokens, const DoneEvent& done) {
   json choice = {{"index", 0}};
   if (dialect_ == Dialect::openai_chat) {
     choice["message"] = {{"role", "assistant"}, {"content", tokens.text}};
@@ -165,6 +169,31 @@ std::string Completion::whole(const GatheredTokens& tokens, const DoneEvent& don
                {"choices", json::array({std::move(choice)})},
                {"usage", openai_usage(done.usage)},
                {"timings", timings_json(done.timings)}});
+}
+
+std::string embeddings_json(const std::vector<std::vector<float>>& embeddings, const std::string& model,
+                            const Usage& usage, bool base64) {
+  json data = json::array();
+  for (std::size_t i = 0; i < embeddings.size(); ++i) {
+    json item = {{"object", "embedding"}, {"index", i}};
+    if (base64) {
+      std::string bytes;
+      bytes.reserve(embeddings[i].size() * sizeof(float));
+      for (const float v : embeddings[i]) {
+        std::uint32_t bits = 0;
+        std::memcpy(&bits, &v, sizeof bits);
+        for (int b = 0; b < 4; ++b) bytes.push_back(static_cast<char>((bits >> (8 * b)) & 0xFF));
+      }
+      item["embedding"] = base64_encode(bytes);
+    } else {
+      item["embedding"] = embeddings[i];
+    }
+    data.push_back(std::move(item));
+  }
+  return dump({{"object", "list"},
+               {"data", std::move(data)},
+               {"model", model},
+               {"usage", {{"prompt_tokens", usage.prompt_tokens}, {"total_tokens", usage.prompt_tokens}}}});
 }
 
 namespace {

@@ -51,7 +51,7 @@ class Completion {
   static std::string ping();
 
   // --- not streaming: the whole answer ---
-  std::string whole(const GatheredTokens& tokens, const DoneEvent& done);
+  std::string whole(const GatheredOutput& tokens, const DoneEvent& done);
 
  private:
   // A choice's `logprobs`: null when not asked; chat's {"content": [...]} or the legacy
@@ -66,6 +66,12 @@ class Completion {
   bool logprobs_;
   std::int64_t text_offset_ = 0;  // bytes of answer text the legacy logprobs have covered
 };
+
+// The answer of POST /v1/embeddings: {"object":"list","data":[{"object":"embedding","index",
+// "embedding"}],"model","usage":{"prompt_tokens","total_tokens"}}; each embedding an array of
+// floats, or with `base64` its float32 values, little-endian, in base64.
+std::string embeddings_json(const std::vector<std::vector<float>>& embeddings, const std::string& model,
+                            const Usage& usage, bool base64);
 
 // GET /v1/models and GET /v1/models/{id}: the list, or one model object.
 std::string model_list_json(const ModelCatalog& catalog, std::int64_t created);

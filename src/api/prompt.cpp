@@ -3,6 +3,39 @@
 #include "engine/chat_prompt.h"
 
 namespace llmq {
+namespace {
+
+// An embedding request: every input tokenized (as a prompt is: text, the model's BOS added)
+// and within the model's embedding input limit; `dimensions` only as the model's own.
+PromptResult validate_embedding(ParsedRequest request, const ServedModel& served) {
+  const ModelText& model = *served.text;
+  const ModelInfo& info = model.info();
+  if (request.dimensions && *request.dimensions != info.n_embd) {
+    return bad_field("dimensions", "unsupported",
+                     "model '" + info.name + "' embeds in " + std::to_string(info.n_embd) +
+                         " dimensions and cannot shorten them; send " +
+                         std::to_string(info.n_embd) + " or leave dimensions out");
+  }
+  const std::int32_t limit = embed_input_limit(served.ctx_per_slot);
+  ValidatedRequest out;
+  const std::vector<std::string>& inputs = request.embed_inputs;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const std::string field = inputs.size() == 1 ? "input" : "input[" + std::to_string(i) + "]";
+    std::vector<Token> tokens = model.tokenize(inputs[i], true, false);
+    if (tokens.empty()) return bad_field(field, "out_of_range", field + " has no tokens");
+    if (tokens.size() > static_cast<std::size_t>(limit)) {
+      return bad_field(field, "context_exceeded",
+                       field + " is " + std::to_string(tokens.size()) + " tokens; an input may have " +
+                           std::to_string(limit));
+    }
+    out.embed_tokens.push_back(std::move(tokens));
+  }
+  out.model = info.name;
+  out.params = std::move(request);
+  return out;
+}
+
+}  // namespace
 
 PromptResult validate_for_model(ParsedRequest request, const ModelCatalog& models) {
   const ServedModel* served = request.model ? models.find(*request.model) : &models.default_model();
@@ -10,6 +43,7 @@ PromptResult validate_for_model(ParsedRequest request, const ModelCatalog& model
     return ApiError{404, "model_not_found", "model '" + *request.model + "' is not served here",
                     std::string("model")};
   }
+  if (request.dialect == Dialect::openai_embedding) return validate_embedding(std::move(request), *served);
   const ModelText& engine = *served->text;
   const ModelInfo& model = engine.info();
   const std::int32_t ctx = served->ctx_per_slot;

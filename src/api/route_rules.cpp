@@ -14,6 +14,7 @@ namespace bhttp = boost::beast::http;
 // Routes under /v1/ are OpenAI's: their errors (even a 404) come in OpenAI's shape.
 Dialect dialect_of(std::string_view target) {
   if (target == "/v1/chat/completions") return Dialect::openai_chat;
+  if (target == "/v1/embeddings") return Dialect::openai_embedding;
   if (target.starts_with("/v1/")) return Dialect::openai_completion;
   return Dialect::native;
 }
@@ -22,6 +23,7 @@ const char* route_of(Dialect dialect) {
   switch (dialect) {
     case Dialect::openai_chat: return "/v1/chat/completions";
     case Dialect::openai_completion: return "/v1/completions";
+    case Dialect::openai_embedding: return "/v1/embeddings";
     case Dialect::native: break;
   }
   return "/api/v1/req";
@@ -68,7 +70,8 @@ bool is_json_content_type(std::string_view value) {
 // random paths cannot grow the number of series.
 std::string route_label(std::string_view target) {
   for (std::string_view known : {"/api/v1/req", "/healthz", "/readyz", "/metrics",
-                                 "/v1/chat/completions", "/v1/completions", "/v1/models"}) {
+                                 "/v1/chat/completions", "/v1/completions", "/v1/embeddings",
+                                 "/v1/models"}) {
     if (target == known) return std::string(known);
   }
   if (target.starts_with("/v1/models/")) return "/v1/models";

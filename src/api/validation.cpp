@@ -12,6 +12,7 @@
 
 #include "api/field_readers.h"
 #include "api/json_body.h"
+#include "api/embedding_fields.h"
 #include "api/output_fields.h"
 #include "util/keep_alive.h"
 #include "util/utf8.h"
@@ -122,6 +123,7 @@ MaybeError parse_input(const json& body, ParsedRequest& req) {
     case Dialect::openai_completion:
       if (prompt == nullptr) return bad_field("prompt", "missing", "prompt is required");
       return parse_prompt(*prompt, req);
+    case Dialect::openai_embedding:  // parse_embedding_fields reads its input
     case Dialect::native:
       break;
   }
@@ -313,6 +315,14 @@ ParseResult parse_request(std::string_view body, const ParseLimits& limits, Dial
   ParsedRequest req;
   req.dialect = dialect;
   req.max_tokens = limits.default_max_tokens;
+  if (dialect == Dialect::openai_embedding) {
+    if (auto e = parse_embedding_fields(doc, req)) return std::move(*e);
+    if (auto e = parse_model(doc, req)) return std::move(*e);
+    if (auto e = parse_limits(doc, limits, req)) return std::move(*e);
+    if (auto e = parse_keep_alive_field(doc, req)) return std::move(*e);
+    req.stream = false;  // an embedding is answered whole
+    return req;
+  }
   if (dialect != Dialect::native) {
     // OpenAI's defaults: an answer in one piece, sampled at temperature 1.
     req.stream = false;

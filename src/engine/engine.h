@@ -64,6 +64,10 @@ class Engine : public ModelText {
   // last decode: the softmax of its raw logits, before penalties, grammar, temperature, top-k
   // and top-p. `sampled`'s, and the `top` likeliest tokens'.
   virtual PositionLogprobs logprobs(std::int32_t batch_index, Token sampled, std::int32_t top) = 0;
+  // The embeddings of `inputs` (each non-empty, at most embed_input_limit() tokens), each
+  // L2-normalised, pooled as the model's GGUF says (mean pooling when it says none). Decoded
+  // together, as many per llama.cpp call as fit. Empty when the model cannot embed.
+  virtual std::vector<std::vector<float>> embed(const std::vector<std::vector<Token>>& inputs) = 0;
   // Forgets everything a slot's sequence holds, so the slot can start a new one.
   virtual void clear_slot(std::int32_t slot) = 0;
   // Forgets a slot's sequence from position `keep` on, keeping the KV cache of its first `keep`

@@ -3,7 +3,7 @@
 //
 // JSON Schemas go through llama.cpp's own converter (json_schema_to_grammar, from its `common`
 // library, built from the same source as the engine): the subset it supports is the subset
-// llmq supports (docs/api.md, "Structured output").
+// llmq supports (docs/outputs.md, "Structured output").
 #pragma once
 
 #include <llama.h>

@@ -62,6 +62,7 @@ LlamaEngine::LlamaEngine(const LlamaEngineOptions& options)
   cparams.n_threads = threads;
   cparams.n_threads_batch = threads;
   cparams.kv_unified = false;
+  ctx_threads_ = threads;
   ctx_ = llama_init_from_model(model, cparams);
   if (ctx_ == nullptr) {
     throw std::runtime_error("cannot create a llama.cpp context of " +
@@ -116,6 +117,7 @@ WarmUpReport LlamaEngine::warm_up() {
 
 LlamaEngine::~LlamaEngine() {
   llama_batch_free(batch_);
+  if (embed_ctx_ != nullptr) llama_free(embed_ctx_);
   llama_free(ctx_);
 }
 
@@ -253,6 +255,78 @@ PositionLogprobs LlamaEngine::logprobs(std::int32_t batch_index, Token sampled, 
   }
   std::sort_heap(heap.begin(), heap.end(), by_logit_desc);
   for (const Token t : heap) out.top.push_back({t, logprob(t)});
+  return out;
+}
+
+llama_context* LlamaEngine::embedding_context() {
+  if (embed_ctx_ != nullptr || embed_ctx_failed_) return embed_ctx_;
+  const auto limit = static_cast<std::uint32_t>(embed_input_limit(options_.ctx_per_slot));
+  llama_context_params cparams = llama_context_default_params();
+  cparams.n_ctx = limit;
+  cparams.n_batch = limit;
+  cparams.n_ubatch = limit;  // a pooled sequence must lie whole in one micro-batch
+  cparams.n_seq_max = 1;
+  cparams.n_threads = ctx_threads_;
+  cparams.n_threads_batch = ctx_threads_;
+  cparams.embeddings = true;
+  embed_ctx_ = llama_init_from_model(text_.model(), cparams);
+  if (embed_ctx_ != nullptr && llama_pooling_type(embed_ctx_) == LLAMA_POOLING_TYPE_NONE) {
+    // A generative model's GGUF names no pooling: the mean of its token states.
+    llama_free(embed_ctx_);
+    cparams.pooling_type = LLAMA_POOLING_TYPE_MEAN;
+    embed_ctx_ = llama_init_from_model(text_.model(), cparams);
+  }
+  if (embed_ctx_ == nullptr || llama_pooling_type(embed_ctx_) == LLAMA_POOLING_TYPE_RANK) {
+    spdlog::error("{}: cannot make an embedding context", text_.info().name);
+    if (embed_ctx_ != nullptr) llama_free(embed_ctx_);
+    embed_ctx_ = nullptr;
+    embed_ctx_failed_ = true;
+  }
+  return embed_ctx_;
+}
+
+std::vector<std::vector<float>> LlamaEngine::embed(const std::vector<std::vector<Token>>& inputs) {
+  llama_context* ctx = embedding_context();
+  if (ctx == nullptr) return {};
+  const std::int32_t limit = embed_input_limit(options_.ctx_per_slot);
+  const auto n_embd = static_cast<std::size_t>(llama_model_n_embd_out(text_.model()));
+  const bool encoder = llama_model_has_encoder(text_.model()) && !llama_model_has_decoder(text_.model());
+  std::vector<std::vector<float>> out;
+  out.reserve(inputs.size());
+  llama_batch batch = llama_batch_init(limit, 0, 1);
+  // One input per decode. Decoded beside others, a text's vector would depend on them: llama.cpp's
+  // CPU kernels take other paths for other batch shapes (flash attention in tiles from 64 query
+  // rows on, the tiles' alignment in a shared KV pool), and the last-bit differences grow to
+  // about 1e-2 through the layers (measured on SmolLM2-135M; docs/outputs.md, "Embeddings").
+  for (const std::vector<Token>& input : inputs) {
+    if (input.empty() || input.size() > static_cast<std::size_t>(limit)) break;  // checked at admission
+    batch.n_tokens = 0;
+    for (std::size_t pos = 0; pos < input.size(); ++pos) {
+      const std::int32_t i = batch.n_tokens++;
+      batch.token[i] = input[pos];
+      batch.pos[i] = static_cast<llama_pos>(pos);
+      batch.n_seq_id[i] = 1;
+      batch.seq_id[i][0] = 0;
+      batch.logits[i] = 1;
+    }
+    llama_memory_clear(llama_get_memory(ctx), true);
+    const std::int32_t rc = encoder ? llama_encode(ctx, batch) : llama_decode(ctx, batch);
+    const float* e = rc == 0 ? llama_get_embeddings_seq(ctx, 0) : nullptr;
+    if (e == nullptr) {
+      spdlog::warn("embedding decode returned {} for an input of {} tokens", rc, input.size());
+      break;
+    }
+    std::vector<float> v(e, e + n_embd);
+    double norm = 0;
+    for (const float x : v) norm += static_cast<double>(x) * x;
+    norm = std::sqrt(norm);
+    if (norm > 0) {
+      for (float& x : v) x = static_cast<float>(x / norm);
+    }
+    out.push_back(std::move(v));
+  }
+  llama_batch_free(batch);
+  if (out.size() != inputs.size()) return {};
   return out;
 }
 

@@ -61,6 +61,7 @@ class LlamaEngine final : public Engine {
   bool decode(const std::vector<BatchEntry>& batch) override;
   Token sample(Sampler& sampler, std::int32_t batch_index) override;
   PositionLogprobs logprobs(std::int32_t batch_index, Token sampled, std::int32_t top) override;
+  std::vector<std::vector<float>> embed(const std::vector<std::vector<Token>>& inputs) override;
   void clear_slot(std::int32_t slot) override;
   bool truncate_slot(std::int32_t slot, std::int32_t keep) override;
   bool copy_slot_prefix(std::int32_t from, std::int32_t to, std::int32_t keep) override;
@@ -71,6 +72,13 @@ class LlamaEngine final : public Engine {
   llama_context* ctx_ = nullptr;            // owned; worker thread only
   llama_batch batch_{};                     // reused by every decode; worker thread only
   std::vector<llama_token_data> candidates_;  // one per vocabulary token; worker thread only
+  // A second context for embeddings, made on the first embedding job (worker thread only):
+  // pooled outputs, one sequence of embed_input_limit() tokens.
+  std::int32_t ctx_threads_ = 1;        // the threads both contexts decode with
+  llama_context* embed_ctx_ = nullptr;  // owned
+  bool embed_ctx_failed_ = false;       // tried once, could not be made
+
+  llama_context* embedding_context();
 
   // The candidates of batch entry `batch_index`, from its logits.
   llama_token_data_array fill_candidates(std::int32_t batch_index);

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <mutex>
 #include <stdexcept>
@@ -27,6 +28,20 @@ void forward_llama_log(ggml_log_level level, const char* text, void* /*user*/) {
   } else {
     spdlog::debug("llama.cpp: {}", line);
   }
+}
+
+// A model's embedding size from its metadata: llama.cpp reads no hyperparameters of a model
+// loaded vocab-only. The output size where the GGUF gives one, else the model's width.
+std::int32_t embedding_length_of(const llama_model* model) {
+  char arch[64] = {};
+  if (llama_model_meta_val_str(model, "general.architecture", arch, sizeof arch) < 0) return 0;
+  char value[32] = {};
+  for (const char* key : {".embedding_length_out", ".embedding_length"}) {
+    if (llama_model_meta_val_str(model, (std::string(arch) + key).c_str(), value, sizeof value) > 0) {
+      return static_cast<std::int32_t>(std::strtol(value, nullptr, 10));
+    }
+  }
+  return 0;
 }
 
 }  // namespace
@@ -68,6 +83,7 @@ LlamaModelText::LlamaModelText(const std::string& path, bool vocab_only) {
   info_.n_params = vocab_only ? 0 : static_cast<std::int64_t>(llama_model_n_params(model_));
   info_.n_ctx_train = llama_model_n_ctx_train(model_);
   info_.n_vocab = llama_vocab_n_tokens(vocab_);
+  info_.n_embd = vocab_only ? embedding_length_of(model_) : llama_model_n_embd_out(model_);
   if (const char* tmpl = llama_model_chat_template(model_, nullptr)) chat_template_ = tmpl;
   info_.has_chat_template = !chat_template_.empty();
 }

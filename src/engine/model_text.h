@@ -22,6 +22,7 @@ struct ModelInfo {
   std::int64_t n_params = 0; // 0 when only the vocabulary was loaded
   std::int32_t n_ctx_train = 0;
   std::int32_t n_vocab = 0;
+  std::int32_t n_embd = 0;   // the size of its embeddings
   bool has_chat_template = false;
 };
 

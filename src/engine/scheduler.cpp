@@ -7,18 +7,12 @@
 #include <chrono>
 #include <utility>
 
+#include "engine/elapsed.h"
 #include "util/thread_priority.h"
 
 namespace llmq {
 namespace {
 
-std::int64_t ms_between(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count();
-}
-
-double seconds_between(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration<double>(b - a).count();
-}
 
 // How long an idle worker waits on the queue before it looks at its stop flag again.
 constexpr std::chrono::milliseconds kIdleWait{100};
@@ -32,6 +26,8 @@ constexpr std::size_t kInitialPrefillChunk = 32;
 // sequence's K and V buffers (ctx-size tokens' worth); prefilling this many tokens costs about
 // as much on a small model, and far more on a large one.
 constexpr std::size_t kMinCopyTokens = 64;
+// Embedding jobs gathered for one run: until their inputs hold this many tokens.
+constexpr std::size_t kEmbedBatchTokens = 4096;
 // Weight of the newest step in the moving averages of step costs.
 constexpr double kCostSmoothing = 0.2;
 
@@ -166,6 +162,8 @@ void Scheduler::fill_free_slots(bool may_block) {
   };
   // Only an idle worker waits: a busy one must go on decoding its running sequences. Jobs being
   // retried go first once their backoff passed; an idle worker waits no longer than the next.
+  std::vector<JobPtr> embeddings;
+  std::size_t embedding_tokens = 0;
   while (has_free()) {
     const Clock::time_point now = Clock::now();
     if (std::optional<Retry> retry = due_retry(now)) {
@@ -181,12 +179,20 @@ void Scheduler::fill_free_slots(bool may_block) {
       wait = std::min(wait, std::chrono::ceil<std::chrono::milliseconds>(next - now));
     }
     std::optional<JobPtr> popped = queue_.pop(std::max(wait, std::chrono::milliseconds(0)));
-    if (!popped) return;
+    if (!popped) break;
     may_block = false;
+    if ((*popped)->request().is_embedding()) {
+      // Embedding jobs take no slot: they are gathered and run together below, as one batch.
+      embedding_tokens += (*popped)->request().embed_token_count();
+      embeddings.push_back(std::move(*popped));
+      if (embedding_tokens >= kEmbedBatchTokens) break;
+      continue;
+    }
     Slot& slot = slot_for((*popped)->request().prompt_tokens);
     start_job(slot, std::move(*popped));
     jobs_taken_.fetch_add(1);  // after start_job counted it busy (see jobs_taken())
   }
+  if (!embeddings.empty()) run_embeddings(embeddings);
 }
 
 Scheduler::Slot& Scheduler::slot_for(const std::vector<Token>& prompt) {
@@ -210,16 +216,21 @@ Scheduler::Slot& Scheduler::slot_for(const std::vector<Token>& prompt) {
   return *best;
 }
 
+bool Scheduler::may_start(Job& job, Clock::time_point now) {
+  if (job.cancelled()) {  // its client left while it waited; a shared job's store must see it end
+    job.emit(ErrorEvent{"cancelled", "every client of this request left while it waited"});
+    return false;
+  }
+  if (job.deadline() && now >= *job.deadline()) {
+    job.emit(ErrorEvent{"deadline_exceeded", "the deadline passed while the request waited"});
+    return false;
+  }
+  return true;
+}
+
 bool Scheduler::start_job(Slot& slot, JobPtr job, int attempt) {
   const Clock::time_point now = Clock::now();
-  if (job->cancelled()) {  // its client left while it waited; a shared job's store must see it end
-    job->emit(ErrorEvent{"cancelled", "every client of this request left while it waited"});
-    return false;
-  }
-  if (job->deadline() && now >= *job->deadline()) {
-    job->emit(ErrorEvent{"deadline_exceeded", "the deadline passed while the request waited"});
-    return false;
-  }
+  if (!may_start(*job, now)) return false;
   std::unique_ptr<Sampler> sampler;
   try {
     sampler = engine_.make_sampler(job->request().params.sampling);

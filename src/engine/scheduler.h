@@ -78,6 +78,11 @@ class Scheduler {
 
   void run(const std::stop_token& stop);
   void fill_free_slots(bool may_block);
+  // Runs embedding jobs together: one engine call over all their inputs; each job gets its
+  // vectors and `done`. Empties `jobs`.
+  void run_embeddings(std::vector<JobPtr>& jobs);
+  // False (and the job ended with its error) when the job's client left or its deadline passed.
+  static bool may_start(Job& job, Clock::time_point now);
   // The free slot a job with this prompt should take (the longest cached prefix; see .cpp).
   Slot& slot_for(const std::vector<Token>& prompt);
   bool start_job(Slot& slot, JobPtr job, int attempt = 1);

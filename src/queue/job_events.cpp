@@ -19,6 +19,7 @@ struct NameOf {
   const char* operator()(const RequeuedEvent&) const { return "requeued"; }
   const char* operator()(const StartedEvent&) const { return "started"; }
   const char* operator()(const TokenEvent&) const { return "token"; }
+  const char* operator()(const EmbeddingEvent&) const { return "embedding"; }
   const char* operator()(const DoneEvent&) const { return "done"; }
   const char* operator()(const ErrorEvent&) const { return "error"; }
 };
@@ -50,6 +51,9 @@ struct JsonOf {
       for (const LogprobEntry& entry : e.logprobs) entries.push_back(logprob_json(entry));
     }
     return out;
+  }
+  json operator()(const EmbeddingEvent& e) const {
+    return {{"index", e.index}, {"embedding", e.embedding}};
   }
   json operator()(const DoneEvent& e) const {
     return {{"finish_reason", e.finish_reason},

@@ -42,6 +42,12 @@ struct StartedEvent {
   int attempt = 1;          // 1 for the first run
 };
 
+// One input's embedding (an embedding job sends one per input, then `done`).
+struct EmbeddingEvent {
+  std::int32_t index = 0;        // which input
+  std::vector<float> embedding;  // L2-normalised
+};
+
 // A sampled token's log-probability (when the request asked for them), with its likeliest
 // alternatives. `token` holds the token's bytes, which need not be whole UTF-8 characters.
 struct LogprobAlternative {
@@ -61,14 +67,20 @@ struct TokenEvent {
   std::vector<LogprobEntry> logprobs{};  // one per token whose text is in `text`, when asked
 };
 
-// The token events of a job gathered into one answer (a request answered without a stream).
-struct GatheredTokens {
+// What a job produced, gathered into one answer (a request answered without a stream).
+struct GatheredOutput {
   std::string text;
   std::vector<LogprobEntry> logprobs;
+  std::vector<std::vector<float>> embeddings{};  // by input index
 
   void add(TokenEvent& event) {
     text += event.text;
     for (LogprobEntry& entry : event.logprobs) logprobs.push_back(std::move(entry));
+  }
+  void add(EmbeddingEvent& event) {
+    const auto at = static_cast<std::size_t>(event.index);
+    if (embeddings.size() <= at) embeddings.resize(at + 1);
+    embeddings[at] = std::move(event.embedding);  // a rerun's replaces the first run's
   }
 };
 
@@ -98,7 +110,7 @@ struct ErrorEvent {
 
 using JobEvent =
     std::variant<QueuedEvent, PingEvent, LoadingEvent, RequeuedEvent, StartedEvent, TokenEvent,
-                 DoneEvent, ErrorEvent>;
+                 EmbeddingEvent, DoneEvent, ErrorEvent>;
 
 // The name of the SSE event for each alternative ("queued", "ping", ...).
 const char* event_name(const JobEvent& event);

@@ -16,6 +16,16 @@ namespace llmq {
 
 using Token = std::int32_t;
 
+// Embedding requests: at most this many inputs per request, and per input at most
+// embed_input_limit(context per slot) tokens: the smaller of that context and 512, in whole
+// multiples of 64 (llama.cpp sizes a pooled batch's sequences evenly), and at least 64.
+inline constexpr std::int32_t kMaxEmbedInputs = 512;
+inline constexpr std::int32_t kMaxEmbedInputTokens = 512;
+inline std::int32_t embed_input_limit(std::int32_t ctx_per_slot) {
+  const std::int32_t tokens = ctx_per_slot < kMaxEmbedInputTokens ? ctx_per_slot : kMaxEmbedInputTokens;
+  return tokens < 64 ? 64 : tokens / 64 * 64;
+}
+
 struct ChatMessage {
   std::string role;     // "system", "user" or "assistant"
   std::string content;  // UTF-8 text
@@ -50,6 +60,7 @@ enum class Dialect {
   native,             // POST /api/v1/req (the contract's own events)
   openai_chat,        // POST /v1/chat/completions
   openai_completion,  // POST /v1/completions
+  openai_embedding,   // POST /v1/embeddings
 };
 
 struct ParsedRequest {
@@ -69,12 +80,26 @@ struct ParsedRequest {
   std::optional<OutputConstraint> constraint;      // structured output; absent: free text
   std::optional<std::int32_t> top_logprobs;        // set: every token carries its log-probability
                                                    // and this many alternatives (0 … 20)
+  // An embedding request (/v1/embeddings): the texts to embed, instead of a prompt.
+  std::vector<std::string> embed_inputs;
+  bool embed_base64 = false;                       // encoding_format "base64"
+  std::optional<std::int32_t> dimensions;          // must equal the model's, if given
 };
 
 struct ValidatedRequest {
   ParsedRequest params;
   std::string model;                 // the resolved model name
-  std::vector<Token> prompt_tokens;  // non-empty, shorter than the context
+  std::vector<Token> prompt_tokens;  // non-empty, shorter than the context; empty for embeddings
+  // An embedding job's inputs, each non-empty and within the model's embedding input limit;
+  // empty for a completion.
+  std::vector<std::vector<Token>> embed_tokens;
+
+  bool is_embedding() const { return !embed_tokens.empty(); }
+  std::size_t embed_token_count() const {
+    std::size_t n = 0;
+    for (const auto& input : embed_tokens) n += input.size();
+    return n;
+  }
 };
 
 }  // namespace llmq

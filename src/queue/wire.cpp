@@ -84,6 +84,20 @@ SamplingParams read_sampling(const Reader& r) {
   return s;
 }
 
+// A non-empty array of tokens.
+std::vector<Token> read_tokens(const json& tokens, const std::string& field) {
+  if (!tokens.is_array() || tokens.empty())
+    throw std::invalid_argument("field " + field + " is not a non-empty array");
+  std::vector<Token> out;
+  out.reserve(tokens.size());
+  for (const json& t : tokens) {
+    if (!t.is_number_integer() || t.get<std::int64_t>() < 0 || t.get<std::int64_t>() > INT32_MAX)
+      throw std::invalid_argument("field " + field + " holds a value that is not a token");
+    out.push_back(t.get<Token>());
+  }
+  return out;
+}
+
 template <class Parse>
 auto decoded(std::string_view bytes, Parse parse) -> std::variant<decltype(parse(json{})), std::string> {
   try {
@@ -111,6 +125,7 @@ std::string encode_work(const WorkItem& w) {
   if (w.deadline_unix_ms) out["deadline_unix_ms"] = *w.deadline_unix_ms;
   if (p.keep_alive_ms) out["keep_alive_ms"] = *p.keep_alive_ms;
   if (p.top_logprobs) out["top_logprobs"] = *p.top_logprobs;
+  if (w.request.is_embedding()) out["embed_tokens"] = w.request.embed_tokens;
   return out.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
@@ -121,13 +136,14 @@ std::variant<WorkItem, std::string> decode_work(std::string_view bytes) {
     WorkItem w;
     w.id = r.get<std::string>("id");
     w.request.model = r.get<std::string>("model");
-    const json& tokens = doc.at("prompt_tokens");
-    if (!tokens.is_array() || tokens.empty())
-      throw std::invalid_argument("field prompt_tokens is not a non-empty array");
-    for (const json& t : tokens) {
-      if (!t.is_number_integer() || t.get<std::int64_t>() < 0 || t.get<std::int64_t>() > INT32_MAX)
-        throw std::invalid_argument("field prompt_tokens holds a value that is not a token");
-      w.request.prompt_tokens.push_back(t.get<Token>());
+    if (const json* inputs = r.find("embed_tokens")) {
+      if (!inputs->is_array() || inputs->empty() || inputs->size() > static_cast<std::size_t>(kMaxEmbedInputs))
+        throw std::invalid_argument("field embed_tokens is not a non-empty array of inputs");
+      for (const json& input : *inputs) {
+        w.request.embed_tokens.push_back(read_tokens(input, "embed_tokens"));
+      }
+    } else {
+      w.request.prompt_tokens = read_tokens(doc.at("prompt_tokens"), "prompt_tokens");
     }
     ParsedRequest& p = w.request.params;
     p.model = w.request.model;
@@ -176,6 +192,9 @@ struct EventData {
     }
     return out;
   }
+  json operator()(const EmbeddingEvent& e) const {
+    return {{"index", e.index}, {"embedding", e.embedding}};
+  }
   json operator()(const DoneEvent& e) const {
     return {{"finish_reason", e.finish_reason},
             {"prompt_tokens", e.usage.prompt_tokens},
@@ -199,6 +218,18 @@ JobEvent read_event(const std::string& name, const Reader& d) {
     if (const json* entries = d.find("logprobs")) {
       if (!entries->is_array()) throw std::invalid_argument("field logprobs is not an array");
       for (const json& entry : *entries) e.logprobs.push_back(logprob_from_json(entry));
+    }
+    return e;
+  }
+  if (name == "embedding") {
+    EmbeddingEvent e{d.get<std::int32_t>("index"), {}};
+    const json* values = d.find("embedding");
+    if (e.index < 0 || e.index >= kMaxEmbedInputs) throw std::invalid_argument("field index is out of range");
+    if (values == nullptr || !values->is_array()) throw std::invalid_argument("field embedding is not an array");
+    e.embedding.reserve(values->size());
+    for (const json& v : *values) {
+      if (!v.is_number()) throw std::invalid_argument("field embedding holds a value that is not a number");
+      e.embedding.push_back(v.get<float>());
     }
     return e;
   }

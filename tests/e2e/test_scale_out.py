@@ -234,3 +234,17 @@ def test_structured_output_and_logprobs_cross_the_wire(cluster):
     assert all(len(e["top_logprobs"]) == 2 and e["logprob"] <= 0 for e in r["logprobs"])
     refused = httpx.post(gw.req_url, json={"prompt": "x", "grammar": 'root ::= root "a"'}, timeout=30)
     assert refused.status_code == 400 and refused.json()["error"]["field"] == "grammar", refused.text
+
+
+def test_embeddings_cross_the_wire(cluster):
+    """An embedding job goes through the stream like a completion: the worker sends the vectors
+    back exactly (the same floats a single process gives), the gateway answers in OpenAI's shape."""
+    gw = cluster.start_gateway()
+    cluster.start_worker()
+    texts = ["The cat sat on the mat.", "A kitten rested on the rug."]
+    r = httpx.post(gw.base_url + "/v1/embeddings", json={"input": texts}, timeout=60)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [d["index"] for d in body["data"]] == [0, 1] and body["usage"]["prompt_tokens"] > 0
+    again = httpx.post(gw.base_url + "/v1/embeddings", json={"input": texts[1]}, timeout=60).json()
+    assert again["data"][0]["embedding"] == body["data"][1]["embedding"]

@@ -1,8 +1,8 @@
 // Fuzz target: request validation, both halves (api/validation.h, then api/prompt.h against the
 // unit tests' fake engine: one token per byte, a trivial chat template, a fixed context).
 //
-// Input: a request body, parsed as each route would: POST /api/v1/req, /v1/chat/completions and
-// /v1/completions (the OpenAI dialects). Invariants, for each:
+// Input: a request body, parsed as each route would: POST /api/v1/req, /v1/chat/completions,
+// /v1/completions and /v1/embeddings (the OpenAI dialects). Invariants, for each:
 //  - nothing throws or crashes, whatever the bytes;
 //  - a refusal is 400 (404 only for an unknown model) with a known code; a refusal of a field's
 //    type or range names the field; its JSON body is valid and carries the same code and field;
@@ -37,9 +37,35 @@ using llmq::ParsedRequest;
 
 constexpr std::int32_t kCtx = 512;
 
+// A structured-output constraint written back in the request's dialect.
+void put_constraint(const ParsedRequest& r, json& body) {
+  using Kind = llmq::OutputConstraint::Kind;
+  const llmq::OutputConstraint& c = *r.constraint;
+  if (r.dialect == llmq::Dialect::native) {
+    if (c.kind == Kind::grammar) body["grammar"] = c.source;
+    if (c.kind == Kind::json_schema) body["json_schema"] = json::parse(c.source);
+    return;
+  }
+  if (c.kind == Kind::json_object) {
+    body["response_format"] = {{"type", "json_object"}};
+  } else {
+    body["response_format"] = {{"type", "json_schema"},
+                               {"json_schema", {{"schema", json::parse(c.source)}}}};
+  }
+}
+
 // The request written back as the JSON body that should parse to it again.
 json to_body(const ParsedRequest& r) {
   json body = json::object();
+  if (r.dialect == llmq::Dialect::openai_embedding) {
+    body["input"] = r.embed_inputs;
+    if (r.embed_base64) body["encoding_format"] = "base64";
+    if (r.dimensions) body["dimensions"] = *r.dimensions;
+    if (!r.user.empty()) body["user"] = r.user;
+    if (r.model) body["model"] = *r.model;
+    if (r.timeout_ms) body["timeout_ms"] = *r.timeout_ms;
+    return body;
+  }
   if (r.prompt) body["prompt"] = *r.prompt;
   if (r.messages) {
     body["messages"] = json::array();
@@ -60,6 +86,13 @@ json to_body(const ParsedRequest& r) {
   if (!r.stop.empty()) body["stop"] = r.stop;
   body["stream"] = r.stream;
   if (r.timeout_ms) body["timeout_ms"] = *r.timeout_ms;
+  if (r.constraint) put_constraint(r, body);
+  if (r.top_logprobs && r.dialect == llmq::Dialect::openai_completion) {
+    body["logprobs"] = *r.top_logprobs;
+  } else if (r.top_logprobs) {
+    body["logprobs"] = true;
+    body["top_logprobs"] = *r.top_logprobs;
+  }
   return body;
 }
 
@@ -85,7 +118,7 @@ void check_error_body(const ApiError& err) {
 void check_parse_refusal(std::string_view body, const ApiError& err) {
   FUZZ_CHECK(err.status == 400);
   FUZZ_CHECK(one_of(err.code, {"invalid_json", "invalid_type", "out_of_range", "invalid_request",
-                               "unsupported", "missing"}));
+                               "unsupported", "missing", "invalid_schema"}));
   if (err.code != "invalid_json") FUZZ_CHECK(err.field.has_value());
   if (err.message.starts_with("request body is not valid JSON")) {
     FUZZ_CHECK(!json::accept(body));
@@ -94,6 +127,15 @@ void check_parse_refusal(std::string_view body, const ApiError& err) {
 }
 
 void check_ranges(const ParsedRequest& r) {
+  if (r.dialect == llmq::Dialect::openai_embedding) {
+    FUZZ_CHECK(!r.embed_inputs.empty() && r.embed_inputs.size() <= llmq::kMaxEmbedInputs);
+    for (const auto& input : r.embed_inputs) FUZZ_CHECK(!input.empty());
+    FUZZ_CHECK(!r.stream && !r.prompt && !r.messages && !r.constraint && !r.top_logprobs);
+    return;
+  }
+  FUZZ_CHECK(r.embed_inputs.empty());
+  if (r.top_logprobs) FUZZ_CHECK(*r.top_logprobs >= 0 && *r.top_logprobs <= 20);
+  if (r.constraint) FUZZ_CHECK(!r.constraint->field.empty() && r.constraint->source.size() <= 64 * 1024);
   FUZZ_CHECK(r.prompt.has_value() != r.messages.has_value());
   if (r.dialect == llmq::Dialect::openai_chat) FUZZ_CHECK(r.messages.has_value());
   if (r.dialect == llmq::Dialect::openai_completion) FUZZ_CHECK(r.prompt.has_value());
@@ -131,15 +173,24 @@ void check_model_half(ParsedRequest r) {
   const llmq::PromptResult result = llmq::validate_for_model(std::move(r), catalog);
   if (const auto* err = std::get_if<ApiError>(&result)) {
     FUZZ_CHECK(err->status == 400 || (err->status == 404 && err->code == "model_not_found"));
-    FUZZ_CHECK(one_of(err->code,
-                      {"model_not_found", "out_of_range", "context_exceeded", "unsupported"}));
+    FUZZ_CHECK(one_of(err->code, {"model_not_found", "out_of_range", "context_exceeded", "unsupported",
+                                  "invalid_grammar", "invalid_schema"}));
     FUZZ_CHECK(err->field.has_value());
     check_error_body(*err);
     return;
   }
   const auto& v = std::get<llmq::ValidatedRequest>(result);
   FUZZ_CHECK(v.model == model.info().name);
+  if (v.params.dialect == llmq::Dialect::openai_embedding) {
+    FUZZ_CHECK(v.embed_tokens.size() == v.params.embed_inputs.size() && v.prompt_tokens.empty());
+    for (const auto& input : v.embed_tokens) {
+      FUZZ_CHECK(!input.empty() && input.size() <= static_cast<std::size_t>(kCtx));
+    }
+    FUZZ_CHECK(to_body(v.params) == to_body(copy));
+    return;
+  }
   FUZZ_CHECK(!v.prompt_tokens.empty() && v.prompt_tokens.size() < static_cast<std::size_t>(kCtx));
+  FUZZ_CHECK(v.params.constraint.has_value() == !v.params.sampling.grammar.empty());
   FUZZ_CHECK(v.params.max_tokens <= kCtx);
   FUZZ_CHECK(to_body(v.params) == to_body(copy));
 }
@@ -162,8 +213,8 @@ void check_dialect(std::string_view body, llmq::Dialect dialect) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t size) {
   const std::string_view body(reinterpret_cast<const char*>(bytes), size);
-  for (const auto dialect :
-       {llmq::Dialect::native, llmq::Dialect::openai_chat, llmq::Dialect::openai_completion}) {
+  for (const auto dialect : {llmq::Dialect::native, llmq::Dialect::openai_chat,
+                             llmq::Dialect::openai_completion, llmq::Dialect::openai_embedding}) {
     check_dialect(body, dialect);
   }
   return 0;

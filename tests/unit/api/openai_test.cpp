@@ -139,8 +139,8 @@ TokenEvent piece(std::string text, std::vector<LogprobEntry> logprobs = {}) {
   return TokenEvent{0, std::move(text), {}, std::move(logprobs)};
 }
 
-GatheredTokens gathered(std::string text, std::vector<LogprobEntry> logprobs = {}) {
-  return GatheredTokens{std::move(text), std::move(logprobs)};
+GatheredOutput gathered(std::string text, std::vector<LogprobEntry> logprobs = {}) {
+  return GatheredOutput{std::move(text), std::move(logprobs)};
 }
 
 TEST(OpenAiAnswer, ChatCompletionObject) {

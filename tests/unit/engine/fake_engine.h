@@ -8,6 +8,7 @@
 #include <map>
 #include <mutex>
 #include <chrono>
+#include <cmath>
 #include <set>
 #include <thread>
 #include <utility>
@@ -24,6 +25,7 @@ class FakeEngine final : public Engine {
       : slots_(slots), ctx_(ctx_per_slot), batch_(batch_tokens) {
     info_.name = std::move(name);
     info_.has_chat_template = true;
+    info_.n_embd = 3;  // embed()'s vectors
   }
 
   const ModelInfo& info() const override { return info_; }
@@ -85,6 +87,21 @@ class FakeEngine final : public Engine {
     for (std::int32_t i = 0; i < top; ++i) out.top.push_back({sampled + i, -1.0F - static_cast<float>(i)});
     return out;
   }
+  // Per input: {its length, its first token, 1}, normalised; empty when set_embed_fails().
+  std::vector<std::vector<float>> embed(const std::vector<std::vector<Token>>& inputs) override {
+    std::lock_guard lock(mu_);
+    embed_calls_.push_back(inputs.size());
+    if (embed_fails_) return {};
+    std::vector<std::vector<float>> out;
+    for (const auto& input : inputs) {
+      std::vector<float> v{static_cast<float>(input.size()), static_cast<float>(input.front()), 1.0F};
+      float norm = 0;
+      for (float x : v) norm += x * x;
+      for (float& x : v) x /= std::sqrt(norm);
+      out.push_back(v);
+    }
+    return out;
+  }
   void clear_slot(std::int32_t slot) override {
     std::lock_guard lock(mu_);
     cleared_.push_back(slot);
@@ -104,6 +121,15 @@ class FakeEngine final : public Engine {
   void set_piece(Token token, std::string piece) {
     std::lock_guard lock(mu_);
     pieces_[token] = std::move(piece);
+  }
+  void set_embed_fails() {
+    std::lock_guard lock(mu_);
+    embed_fails_ = true;
+  }
+  // How many inputs each embed() call took.
+  std::vector<std::size_t> embed_calls() const {
+    std::lock_guard lock(mu_);
+    return embed_calls_;
   }
   void set_end_of_generation(Token token) {
     std::lock_guard lock(mu_);
@@ -152,6 +178,8 @@ class FakeEngine final : public Engine {
   std::vector<std::int32_t> cleared_;
   std::vector<std::pair<std::int32_t, std::int32_t>> truncated_;  // (slot, kept tokens)
   std::vector<Copy> copies_;
+  std::vector<std::size_t> embed_calls_;
+  bool embed_fails_ = false;
   std::chrono::microseconds step_cost_{0}, prompt_token_cost_{0};
 };
 

@@ -367,3 +367,83 @@ TEST_F(SchedulerTest, NoLogprobsUnlessAsked) {
 
 }  // namespace
 }  // namespace llmq
+
+namespace llmq {
+namespace {
+
+Submitted submit_embedding(JobProducer& q, const std::string& id,
+                           std::vector<std::vector<Token>> inputs) {
+  ValidatedRequest r;
+  r.params.dialect = Dialect::openai_embedding;
+  r.embed_tokens = std::move(inputs);
+  auto sink = std::make_shared<RecordingSink>();
+  auto job = std::make_shared<Job>(id, std::move(r), std::nullopt, sink);
+  EXPECT_EQ(q.push(job), PushResult::accepted);
+  return {job, sink};
+}
+
+std::vector<EmbeddingEvent> embeddings_of(const RecordingSink& sink) {
+  std::vector<EmbeddingEvent> out;
+  for (const auto& e : sink.events()) {
+    if (auto* v = std::get_if<EmbeddingEvent>(&e)) out.push_back(*v);
+  }
+  return out;
+}
+
+TEST_F(SchedulerTest, WaitingEmbeddingJobsRunTogetherInOneCall) {
+  start(2);
+  auto a = submit_embedding(queue_, "a", {{1, 2}, {3}});
+  auto b = submit_embedding(queue_, "b", {{4, 5, 6}});
+  scheduler_->start();
+  ASSERT_TRUE(a.sink->wait_end());
+  ASSERT_TRUE(b.sink->wait_end());
+  EXPECT_EQ(engine_->embed_calls(), std::vector<std::size_t>{3});
+  const auto ea = embeddings_of(*a.sink);
+  ASSERT_EQ(ea.size(), 2u);
+  EXPECT_EQ(ea[1].index, 1);
+  EXPECT_FLOAT_EQ(ea[1].embedding[0] / ea[1].embedding[2], 1.0F);  // the input {3}: length 1
+  const auto eb = embeddings_of(*b.sink);
+  ASSERT_EQ(eb.size(), 1u);
+  EXPECT_FLOAT_EQ(eb[0].embedding[1] / eb[0].embedding[2], 4.0F);  // its own first token
+  EXPECT_EQ(a.sink->last_as<DoneEvent>()->usage.prompt_tokens, 3);
+  EXPECT_EQ(b.sink->last_as<DoneEvent>()->usage.completion_tokens, 0);
+  const auto events = a.sink->events();
+  EXPECT_TRUE(std::holds_alternative<StartedEvent>(events.front()));
+}
+
+TEST_F(SchedulerTest, AnEmbeddingJobBesideGenerationTakesNoSlot) {
+  start(1);
+  auto gen = submit(queue_, "g", "a", 20);
+  auto emb = submit_embedding(queue_, "e", {{7}});
+  scheduler_->start();
+  ASSERT_TRUE(emb.sink->wait_end());
+  ASSERT_TRUE(gen.sink->wait_end());
+  EXPECT_EQ(gen.sink->last_as<DoneEvent>()->finish_reason, "length");
+  EXPECT_EQ(embeddings_of(*emb.sink).size(), 1u);
+}
+
+TEST_F(SchedulerTest, AFailedEmbeddingIsAnEngineFailure) {
+  start(1);
+  engine_->set_embed_fails();
+  auto a = submit_embedding(queue_, "a", {{1}});
+  scheduler_->start();
+  ASSERT_TRUE(a.sink->wait_end());
+  ASSERT_NE(a.sink->last_as<ErrorEvent>(), nullptr);
+  EXPECT_EQ(a.sink->last_as<ErrorEvent>()->code, "engine_failure");
+}
+
+TEST_F(SchedulerTest, AnEmbeddingJobPastItsDeadlineIsNotRun) {
+  start(1);
+  ValidatedRequest r;
+  r.embed_tokens = {{1}};
+  auto sink = std::make_shared<RecordingSink>();
+  auto job = std::make_shared<Job>("late", std::move(r), Clock::now() - std::chrono::seconds(1), sink);
+  ASSERT_EQ(queue_.push(job), PushResult::accepted);
+  scheduler_->start();
+  ASSERT_TRUE(sink->wait_end());
+  EXPECT_EQ(sink->last_as<ErrorEvent>()->code, "deadline_exceeded");
+  EXPECT_TRUE(engine_->embed_calls().empty());
+}
+
+}  // namespace
+}  // namespace llmq

@@ -91,6 +91,25 @@ TEST(Wire, EventsRoundTrip) {
   }
 }
 
+TEST(Wire, EmbeddingWorkAndVectorsRoundTrip) {
+  WorkItem w = sample_work();
+  w.request.prompt_tokens.clear();
+  w.request.embed_tokens = {{5, 6}, {7}};
+  auto decoded = decode_work(encode_work(w));
+  ASSERT_TRUE(std::holds_alternative<WorkItem>(decoded)) << std::get<std::string>(decoded);
+  EXPECT_EQ(std::get<WorkItem>(decoded).request.embed_tokens, w.request.embed_tokens);
+  EXPECT_TRUE(std::get<WorkItem>(decoded).request.prompt_tokens.empty());
+  const EmbeddingEvent vector{1, {0.25F, -0.5F, 1e-7F}};
+  auto event = decode_event(encode_event({"req_9", 1, 3, "w", vector}));
+  ASSERT_TRUE(std::holds_alternative<WireEvent>(event)) << std::get<std::string>(event);
+  const auto& got = std::get<EmbeddingEvent>(std::get<WireEvent>(event).event);
+  EXPECT_EQ(got.index, 1);
+  EXPECT_EQ(got.embedding, vector.embedding);  // floats survive JSON exactly
+  nlohmann::json bad = nlohmann::json::parse(encode_event({"req_9", 1, 3, "w", vector}));
+  bad["data"]["index"] = -1;
+  EXPECT_TRUE(std::holds_alternative<std::string>(decode_event(bad.dump())));
+}
+
 TEST(Wire, EventsAWorkerNeverSendsAreRefused) {
   auto decoded = decode_event(encode_event({"req_9", 1, 0, "w", QueuedEvent{"req_9", 1, 2}}));
   ASSERT_TRUE(std::holds_alternative<std::string>(decoded));
