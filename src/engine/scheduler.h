@@ -66,7 +66,9 @@ class Scheduler {
   std::int32_t busy_slots() const { return busy_slots_.load(std::memory_order_relaxed); }
   std::int32_t total_slots() const { return engine_.slots(); }
   // Jobs this scheduler holds: in a slot, or waiting out a retry's backoff. Any thread.
-  std::int32_t held_jobs() const { return busy_slots_.load() + retrying_.load(); }
+  std::int32_t held_jobs() const {
+    return busy_slots_.load() + retrying_.load() + embedding_jobs_.load();
+  }
   // Jobs taken from the queue so far, each counted once it is in a slot (or ended there and then:
   // a cancelled or late one). Read before held_jobs(), and equal to the pops the queue handed
   // out, it tells an idle scheduler from one between taking a job and starting it (the warm
@@ -131,6 +133,7 @@ class Scheduler {
   // never misses a job between two of them):
   std::atomic<std::int32_t> busy_slots_{0};   // slots holding a job, for readiness and metrics
   std::atomic<std::int32_t> retrying_{0};     // jobs in retries_
+  std::atomic<std::int32_t> embedding_jobs_{0};  // in run_embeddings (they take no slot)
   std::atomic<std::uint64_t> jobs_taken_{0};  // see jobs_taken()
   std::jthread thread_;                       // runs run()
 };

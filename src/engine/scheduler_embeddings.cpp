@@ -22,7 +22,8 @@ void Scheduler::run_embeddings(std::vector<JobPtr>& jobs) {
   }
   jobs.clear();
   if (running.empty()) return;
-  busy_slots_.fetch_add(1);  // held while it runs, as a slot's job is (held_jobs())
+  const auto held = static_cast<std::int32_t>(running.size());
+  embedding_jobs_.fetch_add(held);  // held while they run, as a slot's job is (held_jobs())
   const std::vector<std::vector<float>> vectors = engine_.embed(inputs);
   const Clock::time_point now = Clock::now();
   std::size_t next = 0;
@@ -50,8 +51,8 @@ void Scheduler::run_embeddings(std::vector<JobPtr>& jobs) {
     }
     job->emit(std::move(done));
   }
-  busy_slots_.fetch_sub(1);
-  jobs_taken_.fetch_add(running.size());
+  jobs_taken_.fetch_add(running.size());  // before they stop counting as held: never dips
+  embedding_jobs_.fetch_sub(held);
 }
 
 }  // namespace llmq
