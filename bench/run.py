@@ -390,6 +390,34 @@ def parse_args(argv=None):
     return a
 
 
+def new_run(args, prefix: Path | None) -> tuple[dict, str]:
+    """The results document a benchmark run starts with (its start, command line, flags, host
+    and llama.cpp prefix; "engines" to fill), and the UTC stamp that names its files."""
+    started = dt.datetime.now(dt.timezone.utc)
+    res = {
+        "started_utc": started.isoformat(),
+        "command": sys.argv,
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "host": host_info(),
+        "llama_prefix": str(prefix) if prefix else None,
+        "engines": {},
+    }
+    return res, started.strftime("%Y%m%dT%H%M%SZ")
+
+
+def run_engines(args, name: str, bench_engine, report) -> int:
+    """Runs bench_engine(engine, args, prefix, log_dir) for each of args.engines, one after the
+    other, and writes and prints the results as <args.out>/<name>-<stamp>.json."""
+    prefix = find_inputs(args, need_llama="llama-server" in args.engines)
+    res, stamp = new_run(args, prefix)
+    log_dir = args.out / "logs" / stamp
+    log_dir.mkdir(parents=True, exist_ok=True)
+    for engine in args.engines:
+        res["engines"][engine] = bench_engine(engine, args, prefix, log_dir)
+    finish(res, args.out / f"{name}-{stamp}.json", report)
+    return 0
+
+
 def finish(res: dict, path: Path, report) -> None:
     """Stamps the end of a run, writes its results as JSON to `path` and prints its table."""
     res["finished_utc"] = dt.datetime.now(dt.timezone.utc).isoformat()

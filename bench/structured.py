@@ -24,14 +24,12 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import datetime as dt
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from run import (add_server_args, counting_prompt, engine_server, find_inputs, finish, host_info,
-                 log, median, parse_engines)
+from run import add_server_args, counting_prompt, engine_server, log, median, parse_engines, run_engines
 
 SCHEMA = {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 1000000},
           "minItems": 100, "maxItems": 1000}
@@ -162,21 +160,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    prefix = find_inputs(args, need_llama="llama-server" in args.engines)
-    started = dt.datetime.now(dt.timezone.utc)
-    stamp = started.strftime("%Y%m%dT%H%M%SZ")
-    log_dir = args.out / "logs" / stamp
-    log_dir.mkdir(parents=True, exist_ok=True)
-    res: dict[str, Any] = {
-        "started_utc": started.isoformat(),
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "host": host_info(), "llama_prefix": str(prefix) if prefix else None, "engines": {},
-    }
-    for engine in args.engines:
-        res["engines"][engine] = bench_engine(engine, args, prefix, log_dir)
-    finish(res, args.out / f"structured-{stamp}.json", report)
-    return 0
+    return run_engines(parse_args(argv), "structured", bench_engine, report)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ Writes bench/results/ttft-<timestamp>.json (every sample, command lines, host).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import random
 import sys
 import threading
@@ -30,8 +29,8 @@ from typing import Any
 import httpx
 
 from clients import ChatSample, chat_stream, new_client, now
-from run import (add_server_args, drive_closed_loop, engine_server, find_inputs, finish, fmt,
-                 host_info, log, parse_engines, percentile, ratio)
+from run import (add_server_args, drive_closed_loop, engine_server, find_inputs, finish, fmt, log,
+                 new_run, parse_engines, percentile, ratio)
 
 # Plain words, mostly one token each with their leading space, from which the long prompts are
 # drawn: ~N words come to ~N tokens (the JSON records what each server counted).
@@ -398,16 +397,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     prefix = find_inputs(args, need_llama="llama-server" in args.engines)
-    started = dt.datetime.now(dt.timezone.utc)
-    stamp = started.strftime("%Y%m%dT%H%M%SZ")
-    res: dict[str, Any] = {
-        "started_utc": started.isoformat(),
-        "command": sys.argv,
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "host": host_info(),
-        "llama_prefix": str(prefix) if prefix else None,
-        "engines": {},
-    }
+    res, stamp = new_run(args, prefix)
     log_dir = args.out / "logs" / f"ttft-{stamp}"
     log_dir.mkdir(parents=True, exist_ok=True)
     res["log_dir"] = str(log_dir)
