@@ -38,14 +38,9 @@ awaitable<void> ApiHandler::handle(const http::Request& request, http::Exchange&
   target = target.substr(0, target.find('?'));
   const bool post = request.method() == bhttp::verb::post;
   const bool get = request.method() == bhttp::verb::get || request.method() == bhttp::verb::head;
-  if (post && target == "/api/v1/req") {
-    co_await submit(request, exchange, Dialect::native);
-  } else if (post && target == "/v1/chat/completions") {
-    co_await submit(request, exchange, Dialect::openai_chat);
-  } else if (post && target == "/v1/completions") {
-    co_await submit(request, exchange, Dialect::openai_completion);
-  } else if (post && target == "/v1/embeddings") {
-    co_await submit(request, exchange, Dialect::openai_embedding);
+  const std::optional<Dialect> inference = post ? inference_dialect(target) : std::nullopt;
+  if (inference) {
+    co_await submit(request, exchange, *inference);
   } else if (get && (target == "/v1/models" || target.starts_with("/v1/models/"))) {
     http::Response response = models(request, target, exchange);
     co_await exchange.reply(std::move(response));
@@ -62,9 +57,7 @@ awaitable<void> ApiHandler::handle(const http::Request& request, http::Exchange&
 http::HeadVerdict ApiHandler::check_head(const http::RequestHead& head, std::string_view peer) {
   std::string_view target = head.target();
   target = target.substr(0, target.find('?'));
-  const bool inference = head.method() == bhttp::verb::post &&
-                         (target == "/api/v1/req" || target == "/v1/chat/completions" ||
-                          target == "/v1/completions" || target == "/v1/embeddings");
+  const bool inference = head.method() == bhttp::verb::post && inference_dialect(target);
   if (!inference) return {.refusal = std::nullopt, .max_body_bytes = kBodilessRouteBodyBytes};
   if (options_.api_keys == nullptr || !options_.api_keys->enabled()) return {};
   const std::string client =

@@ -29,6 +29,14 @@ const char* route_of(Dialect dialect) {
   return "/api/v1/req";
 }
 
+std::optional<Dialect> inference_dialect(std::string_view target) {
+  for (const Dialect d : {Dialect::native, Dialect::openai_chat, Dialect::openai_completion,
+                          Dialect::openai_embedding}) {
+    if (target == route_of(d)) return d;
+  }
+  return std::nullopt;
+}
+
 std::int64_t unix_seconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -16,6 +17,9 @@ namespace llmq {
 Dialect dialect_of(std::string_view target);
 // The path of a completion route.
 const char* route_of(Dialect dialect);
+// The dialect of an inference route (POST /api/v1/req, /v1/chat/completions, /v1/completions,
+// /v1/embeddings: the routes that queue a job, read a body and need an API key), or nullopt.
+std::optional<Dialect> inference_dialect(std::string_view target);
 std::int64_t unix_seconds();
 http::Response with_retry_after(http::Response res, int seconds);
 // A refusal as sent: the route's error body, Retry-After when there is a wait to suggest

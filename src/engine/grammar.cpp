@@ -31,9 +31,15 @@ CompiledGrammar compile_grammar(const OutputConstraint& constraint, const llama_
     case OutputConstraint::Kind::grammar:
       out.gbnf = constraint.source;
       break;
-    case OutputConstraint::Kind::json_object:
-      out.gbnf = schema_grammar(R"({"type":"object"})", out.error);
+    case OutputConstraint::Kind::json_object: {
+      // The same grammar for every request: converted once.
+      static const std::string kAnyObject = [] {
+        std::string unused;
+        return schema_grammar(R"({"type":"object"})", unused);
+      }();
+      out.gbnf = kAnyObject;
       break;
+    }
     case OutputConstraint::Kind::json_schema:
       out.gbnf = schema_grammar(constraint.source, out.error);
       if (!out.error.empty()) out.error = "the schema cannot be enforced: " + out.error;
