@@ -66,6 +66,7 @@ struct ServeConfig : ElasticAccess {
   std::int32_t max_attempts = 3;             // runs of a job whose decode fails before any output
   std::int32_t worker_nice = 5;              // niceness of the decode threads (HTTP stays at 0)
   double decode_stall_factor = 2.0;          // chunked prefill's limit on a decode step (0: none)
+  std::string step_trace;                    // file of one JSON line per decode step; empty: none
   std::string api_key;                       // required API key(s), comma-separated (secret)
   std::string api_key_file;                  // one key per line, with per-key limits
   std::int32_t client_max_concurrent = 0;    // per client, queued + running; 0: no limit

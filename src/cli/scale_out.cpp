@@ -225,6 +225,9 @@ int run_worker(const ServeConfig& config) {
   const std::vector<std::string>& names = *checked;
   const telemetry::BuildInfo build = llama_build_info();
   if (!check_build_for_this_cpu(build)) return 1;
+  std::optional<std::unique_ptr<StepTrace>> opened_trace = open_step_trace(config);
+  if (!opened_trace) return 1;
+  const std::unique_ptr<StepTrace> step_trace = std::move(*opened_trace);
   const std::string id = worker_id();
 
   std::map<std::string, std::unique_ptr<InProcessQueue>> inboxes;
@@ -236,7 +239,8 @@ int run_worker(const ServeConfig& config) {
   ModelPool pool(pool_options(config, inbox_of,
                               SchedulerOptions{.worker_id = id, .metrics = &metrics,
                                                .max_attempts = 1, .nice = config.worker_nice,
-                                               .decode_stall_factor = config.decode_stall_factor}));
+                                               .decode_stall_factor = config.decode_stall_factor,
+                                               .step_trace = step_trace.get()}));
   metrics.watch_slots([&pool] { return static_cast<double>(pool.busy_slots()); },
                       [&pool] { return static_cast<double>(pool.total_slots()); });
   metrics.watch_queue([&inboxes] {

@@ -28,6 +28,9 @@ int run_serve(const ServeConfig& config) {
   if (!model_names) return 1;
   const telemetry::BuildInfo build = llama_build_info();
   if (!check_build_for_this_cpu(build)) return 1;
+  std::optional<std::unique_ptr<StepTrace>> opened_trace = open_step_trace(config);
+  if (!opened_trace) return 1;
+  const std::unique_ptr<StepTrace> step_trace = std::move(*opened_trace);
   auto prepared = client_side(config);
   if (const int* exit_code = std::get_if<int>(&prepared)) return *exit_code;
   ClientSide& side = std::get<ClientSide>(prepared);
@@ -86,7 +89,8 @@ int run_serve(const ServeConfig& config) {
                          SchedulerOptions{.worker_id = worker_id(), .metrics = &metrics,
                                           .max_attempts = config.max_attempts,
                                           .nice = config.worker_nice,
-                                          .decode_stall_factor = config.decode_stall_factor});
+                                          .decode_stall_factor = config.decode_stall_factor,
+                                          .step_trace = step_trace.get()});
   metrics.watch_slots([&hosting] { return hosting.busy_slots(); },
                       [&hosting] { return hosting.total_slots(); });
   telemetry::RuntimeReporter reporter(

@@ -130,6 +130,16 @@ std::unique_ptr<telemetry::EventSink> make_document_sink(const ServeConfig& conf
 
 // The server's limits; the open-file limit is raised first so that max_connections can be
 // honoured, or is clamped (with a warning) to what that limit allows.
+std::optional<std::unique_ptr<StepTrace>> open_step_trace(const ServeConfig& config) {
+  if (config.step_trace.empty()) return std::unique_ptr<StepTrace>();
+  try {
+    return std::make_unique<StepTrace>(config.step_trace);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "llmq: %s\n", e.what());
+    return std::nullopt;
+  }
+}
+
 http::ServerLimits server_limits(const ServeConfig& config) {
   const FdLimit fds = raise_fd_limit();
   std::size_t max_connections = static_cast<std::size_t>(config.max_connections);

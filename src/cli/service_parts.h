@@ -14,6 +14,7 @@
 #include "api/client_identity.h"
 
 #include "cli/config.h"
+#include "engine/step_trace.h"
 #include "http/server.h"
 #include "telemetry/build_info.h"
 #include "telemetry/event_sink.h"
@@ -22,6 +23,10 @@
 #include "telemetry/service_metrics.h"
 
 namespace llmq {
+
+// --step-trace's file, open, or null when none was asked for; nullopt (with one line on stderr)
+// when it cannot be written.
+std::optional<std::unique_ptr<StepTrace>> open_step_trace(const ServeConfig& config);
 
 // A missing or foreign model file is refused before anything listens, with one line on stderr.
 bool check_model_file(const std::string& path);

@@ -93,23 +93,41 @@ void Scheduler::stop() {
 void Scheduler::run(const std::stop_token& stop) {
   name_this_thread("llmq-decode");
   lower_this_thread_priority(options_.nice, "the decode threads");
+  Clock::time_point step_ended = Clock::now();
   while (!stop.stop_requested()) {
     const bool idle = busy_slots() == 0;
     fill_free_slots(idle);
     drop_departed();
     std::vector<BatchEntry> batch = build_batch();
-    if (batch.empty()) continue;
+    if (batch.empty()) {
+      step_ended = Clock::now();
+      continue;
+    }
     const Clock::time_point step_began = Clock::now();
     const bool decoded = engine_.decode(batch);
-    if (decoded) note_step_cost(seconds_between(step_began, Clock::now()));
+    const Clock::time_point decoded_at = Clock::now();
+    if (decoded) note_step_cost(seconds_between(step_began, decoded_at));
     if (!decoded) {
       for (const BatchEntry& entry : batch) {
         Slot& slot = *slots_[static_cast<std::size_t>(entry.slot)];
         if (slot.busy()) retry_or_fail(slot);
       }
+      step_ended = Clock::now();
       continue;
     }
-    consume_logits();
+    const std::size_t sampled = consume_logits();
+    const Clock::time_point sampled_at = Clock::now();
+    if (options_.step_trace != nullptr) {
+      options_.step_trace->write(engine_.info().name,
+                                 StepRecord{.generating = step_generating_,
+                                            .prompt_tokens = step_prompt_,
+                                            .prefilling = step_prefilling_,
+                                            .sampled = sampled,
+                                            .wait_ms = 1000 * seconds_between(step_ended, step_began),
+                                            .decode_ms = 1000 * seconds_between(step_began, decoded_at),
+                                            .sample_ms = 1000 * seconds_between(decoded_at, sampled_at)});
+    }
+    step_ended = sampled_at;
   }
   for (auto& slot : slots_) {
     if (slot->busy()) fail(*slot, "shutting_down", "the server is shutting down");
@@ -332,10 +350,12 @@ std::vector<BatchEntry> Scheduler::build_batch() {
   const std::size_t limit = generating == 0
                                 ? static_cast<std::size_t>(engine_.batch_tokens())
                                 : generating + prefill_budget(generating, waiting.size());
+  std::size_t prefilling = 0;
   for (Slot* slot : waiting) {
     const auto& prompt = slot->job->request().prompt_tokens;
     const std::size_t room = std::min<std::size_t>(engine_.batch_tokens(), limit) - batch.size();
     const std::size_t n = std::min(room, prompt.size() - slot->prompt_done);
+    if (n > 0) ++prefilling;
     for (std::size_t k = 0; k < n; ++k) {
       const bool last_of_prompt = slot->prompt_done + 1 == prompt.size();
       if (last_of_prompt) slot->batch_index = static_cast<std::int32_t>(batch.size());
@@ -346,6 +366,7 @@ std::vector<BatchEntry> Scheduler::build_batch() {
   }
   step_generating_ = generating;
   step_prompt_ = batch.size() - generating;
+  step_prefilling_ = prefilling;
   return batch;
 }
 
@@ -381,9 +402,11 @@ void Scheduler::note_step_cost(double seconds) {
   if (step_generating_ > 0) mixed_steps_.add(static_cast<double>(step_prompt_), seconds);
 }
 
-void Scheduler::consume_logits() {
+std::size_t Scheduler::consume_logits() {
+  std::size_t sampled = 0;
   for (auto& slot : slots_) {
     if (!slot->busy() || slot->batch_index < 0) continue;
+    ++sampled;
     const Token token = engine_.sample(*slot->sampler, slot->batch_index);
     const Clock::time_point now = Clock::now();
     if (slot->generated == 0) {
@@ -400,6 +423,7 @@ void Scheduler::consume_logits() {
     }
     emit_token(*slot, token, now);
   }
+  return sampled;
 }
 
 LogprobEntry Scheduler::logprob_entry(Token token, const PositionLogprobs& at) const {

@@ -24,6 +24,7 @@
 
 #include "engine/engine.h"
 #include "engine/step_cost.h"
+#include "engine/step_trace.h"
 #include "engine/text_stream.h"
 #include "queue/job_queue.h"
 #include "telemetry/service_metrics.h"
@@ -48,6 +49,7 @@ struct SchedulerOptions {
   // factor is multiplied by prefilling/generating sequences when more wait for a first token
   // than generate. Steps with nothing generating take a whole batch of prompt. 0: no limit.
   double decode_stall_factor = 2.0;
+  StepTrace* step_trace = nullptr;  // where to write a line per step; null: nowhere
   std::chrono::milliseconds backoff_initial{100};
   std::chrono::milliseconds backoff_max{2000};
 };
@@ -98,7 +100,8 @@ class Scheduler {
   std::size_t prefill_budget(std::size_t generating, std::size_t prefilling);
   // Feeds the measured duration of the last decoded batch into the step cost estimates.
   void note_step_cost(double seconds);
-  void consume_logits();
+  // Samples every sequence that asked for logits and sends its token; returns how many.
+  std::size_t consume_logits();
   // A sampled token's log-probabilities as the client gets them.
   LogprobEntry logprob_entry(Token token, const PositionLogprobs& at) const;
   void emit_token(Slot& slot, Token token, Clock::time_point sampled);
@@ -129,6 +132,7 @@ class Scheduler {
   StepCost mixed_steps_;                  // steps with prompt chunks beside decodes
   bool vary_ = false;                     // alternates the chunk size, for the fit
   std::size_t step_generating_ = 0, step_prompt_ = 0;  // what the last built batch held
+  std::size_t step_prefilling_ = 0;                    // sequences with prompt tokens in it
   // Counters other threads read (sequentially consistent, so that jobs_taken() then held_jobs()
   // never misses a job between two of them):
   std::atomic<std::int32_t> busy_slots_{0};   // slots holding a job, for readiness and metrics
