@@ -18,7 +18,8 @@ namespace {
 // every step costs far more than checking one token (llama.cpp's own server does the same).
 class LlamaSampler final : public Sampler {
  public:
-  LlamaSampler(llama_sampler* chain, llama_sampler* grammar) : chain_(chain), grammar_(grammar) {}
+  LlamaSampler(llama_sampler* chain, llama_sampler* grammar, bool argmax)
+      : chain_(chain), grammar_(grammar), argmax_(argmax) {}
   ~LlamaSampler() override {
     llama_sampler_free(chain_);
     if (grammar_ != nullptr) llama_sampler_free(grammar_);
@@ -27,10 +28,13 @@ class LlamaSampler final : public Sampler {
   LlamaSampler& operator=(const LlamaSampler&) = delete;
   llama_sampler* chain() const { return chain_; }
   llama_sampler* grammar() const { return grammar_; }
+  // The chain is greedy and nothing else: the token is the likeliest, read off the logits.
+  bool argmax() const { return argmax_; }
 
  private:
   llama_sampler* chain_;    // owned
   llama_sampler* grammar_;  // owned; null without structured output
+  bool argmax_;
 };
 
 // OpenAI's floor for a log-probability too small to print.
@@ -139,7 +143,8 @@ bool LlamaEngine::is_end_of_generation(Token token) const {
 
 std::unique_ptr<Sampler> LlamaEngine::make_sampler(const SamplingParams& params) {
   llama_sampler* chain = llama_sampler_chain_init(llama_sampler_chain_default_params());
-  if (params.presence_penalty != 0.0 || params.frequency_penalty != 0.0) {
+  const bool penalties = params.presence_penalty != 0.0 || params.frequency_penalty != 0.0;
+  if (penalties) {
     // OpenAI's penalties, over the last kPenaltyWindow tokens (llama-server's default window).
     llama_sampler_chain_add(chain, llama_sampler_init_penalties(
                                        text_.info().n_vocab, kPenaltyWindow, 1.0F,
@@ -166,7 +171,8 @@ std::unique_ptr<Sampler> LlamaEngine::make_sampler(const SamplingParams& params)
       throw std::runtime_error("llama.cpp refused the request's grammar");
     }
   }
-  return std::make_unique<LlamaSampler>(chain, grammar);
+  const bool argmax = params.temperature <= 0.0 && !penalties && grammar == nullptr;
+  return std::make_unique<LlamaSampler>(chain, grammar, argmax);
 }
 
 bool LlamaEngine::decode(const std::vector<BatchEntry>& entries) {
@@ -197,6 +203,12 @@ llama_token_data_array LlamaEngine::fill_candidates(std::int32_t batch_index) {
 
 Token LlamaEngine::sample(Sampler& sampler, std::int32_t batch_index) {
   auto& s = static_cast<LlamaSampler&>(sampler);
+  if (s.argmax()) {
+    // What llama.cpp's greedy sampler picks (the first of equal logits), without first copying
+    // the whole vocabulary into a candidate array as llama_sampler_sample does.
+    const float* logits = llama_get_logits_ith(ctx_, batch_index);
+    return static_cast<Token>(std::max_element(logits, logits + text_.info().n_vocab) - logits);
+  }
   if (s.grammar() == nullptr) return llama_sampler_sample(s.chain(), ctx_, batch_index);
   llama_token_data_array all = fill_candidates(batch_index);
   llama_sampler_apply(s.chain(), &all);
