@@ -329,34 +329,50 @@ void Scheduler::drop_departed() {
 }
 
 std::vector<BatchEntry> Scheduler::build_batch() {
-  std::vector<BatchEntry> batch;
-  // Generating sequences first: one token each keeps every stream moving at every step.
-  for (auto& slot : slots_) {
-    slot->batch_index = -1;
-    if (!slot->busy() || slot->prefilling()) continue;
-    slot->batch_index = static_cast<std::int32_t>(batch.size());
-    slot->cache.push_back(slot->last);
-    batch.push_back({slot->last, slot->pos++, slot->id, true});
-  }
-  // Prompt chunks fill the rest of the step's budget, oldest job first (by arrival, not by
-  // slot: a prompt in a high slot must not wait behind every newer one that lands in a lower
-  // slot); while others decode, no more than keeps the step within the stall factor.
+  // What each slot puts in the step: a generating sequence its next token (every stream moves
+  // at every step), and prompt chunks the rest of the step's budget, oldest job first (by
+  // arrival, not by slot: a prompt in a high slot must not wait behind every newer one that
+  // lands in a lower slot), within the stall factor while others generate.
+  std::size_t generating = 0;
   std::vector<Slot*> waiting;
   for (auto& slot : slots_) {
-    if (slot->busy() && slot->prefilling()) waiting.push_back(slot.get());
+    slot->batch_index = -1;
+    if (!slot->busy()) continue;
+    if (slot->prefilling()) {
+      waiting.push_back(slot.get());
+    } else {
+      ++generating;
+    }
   }
   std::ranges::sort(waiting, {}, [](const Slot* slot) { return slot->job->arrived(); });
-  const std::size_t generating = batch.size();
-  const std::size_t limit = generating == 0
-                                ? static_cast<std::size_t>(engine_.batch_tokens())
-                                : generating + prefill_budget(generating, waiting.size());
+  const auto whole = static_cast<std::size_t>(engine_.batch_tokens());
+  const std::size_t limit = std::min(
+      whole, generating == 0 || waiting.empty() ? whole : generating + prefill_budget(generating, waiting.size()));
+  std::vector<std::size_t> chunk(slots_.size(), 0);
+  std::size_t taken = generating;
   std::size_t prefilling = 0;
-  for (Slot* slot : waiting) {
-    const auto& prompt = slot->job->request().prompt_tokens;
-    const std::size_t room = std::min<std::size_t>(engine_.batch_tokens(), limit) - batch.size();
-    const std::size_t n = std::min(room, prompt.size() - slot->prompt_done);
+  for (const Slot* slot : waiting) {
+    const std::size_t left = slot->job->request().prompt_tokens.size() - slot->prompt_done;
+    const std::size_t n = std::min(limit > taken ? limit - taken : 0, left);
+    chunk[static_cast<std::size_t>(slot->id)] = n;
+    taken += n;
     if (n > 0) ++prefilling;
-    for (std::size_t k = 0; k < n; ++k) {
+  }
+  // The entries go in slot order: llama.cpp splits a batch into micro-batches of sequences
+  // with consecutive ids (a KV stream each, the same number of tokens from each), so a batch
+  // in slot order needs the fewest (a micro-batch is a pass over all the weights).
+  std::vector<BatchEntry> batch;
+  batch.reserve(taken);
+  for (auto& slot : slots_) {
+    if (!slot->busy()) continue;
+    if (!slot->prefilling()) {
+      slot->batch_index = static_cast<std::int32_t>(batch.size());
+      slot->cache.push_back(slot->last);
+      batch.push_back({slot->last, slot->pos++, slot->id, true});
+      continue;
+    }
+    const auto& prompt = slot->job->request().prompt_tokens;
+    for (std::size_t k = 0; k < chunk[static_cast<std::size_t>(slot->id)]; ++k) {
       const bool last_of_prompt = slot->prompt_done + 1 == prompt.size();
       if (last_of_prompt) slot->batch_index = static_cast<std::int32_t>(batch.size());
       const Token token = prompt[slot->prompt_done++];

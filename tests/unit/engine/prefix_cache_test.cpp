@@ -2,6 +2,7 @@
 // chunked prefill under the stall factor, over the FakeEngine.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -202,6 +203,34 @@ TEST_F(SchedulerTest, WhileOthersGenerateAPromptIsPrefilledInChunksThatKeepSteps
   }
   EXPECT_GE(mixed, 600u / 64);
   EXPECT_LE(oversized, 1u);
+}
+
+TEST_F(SchedulerTest, ABatchListsItsEntriesInSlotOrder) {
+  // llama.cpp splits a batch into micro-batches of sequences with consecutive ids; a prompt
+  // prefilled in slot 1 between streams in slots 0 and 2 must sit between them in the batch.
+  start(3, 4096, 512, 2.0);
+  engine_->set_costs(std::chrono::microseconds(1000), std::chrono::microseconds(20));
+  auto a = submit(queue_, "a", "a", 1000);     // slot 0
+  auto b = submit(queue_, "b", "b", 1);        // slot 1, ends at once
+  scheduler_->start();
+  ASSERT_TRUE(b.sink->wait_end());
+  auto c = submit(queue_, "c", "c", 1000);     // slot 2, the empty one
+  while (c.sink->events().size() < 5) std::this_thread::sleep_for(milliseconds(1));
+  auto d = submit(queue_, "d", std::string(300, 'x'), 2);  // slot 1 again
+  ASSERT_TRUE(d.sink->wait_end(milliseconds(20000)));
+  a.job->cancel();
+  c.job->cancel();
+  ASSERT_TRUE(a.sink->wait_end());
+  ASSERT_TRUE(c.sink->wait_end());
+  std::size_t checked = 0;
+  for (const auto& batch : engine_->batches()) {
+    const bool prefill_in_1 = std::ranges::any_of(batch, [](const BatchEntry& e) { return e.slot == 1 && e.token == 'x'; });
+    const bool stream_in_2 = std::ranges::any_of(batch, [](const BatchEntry& e) { return e.slot == 2; });
+    if (!prefill_in_1 || !stream_in_2) continue;
+    ++checked;
+    EXPECT_TRUE(std::ranges::is_sorted(batch, {}, &BatchEntry::slot));
+  }
+  EXPECT_GE(checked, 2u);
 }
 
 TEST_F(SchedulerTest, WithNobodyGeneratingAPromptTakesWholeBatches) {
