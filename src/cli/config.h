@@ -65,7 +65,8 @@ struct ServeConfig : ElasticAccess {
   std::int32_t idempotency_ttl_s = 600;      // how long an Idempotency-Key's result is kept
   std::int32_t max_attempts = 3;             // runs of a job whose decode fails before any output
   std::int32_t worker_nice = 5;              // niceness of the decode threads (HTTP stays at 0)
-  double decode_stall_factor = 2.0;          // chunked prefill's limit on a decode step (0: none)
+  double decode_stall_factor = 3.0;          // chunked prefill: streams' step budget (0: none)
+  double prefill_slowdown = 2.0;             // chunked prefill: newcomers' budget (0: none)
   std::string step_trace;                    // file of one JSON line per decode step; empty: none
   std::string api_key;                       // required API key(s), comma-separated (secret)
   std::string api_key_file;                  // one key per line, with per-key limits

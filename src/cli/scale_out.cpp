@@ -240,6 +240,7 @@ int run_worker(const ServeConfig& config) {
                               SchedulerOptions{.worker_id = id, .metrics = &metrics,
                                                .max_attempts = 1, .nice = config.worker_nice,
                                                .decode_stall_factor = config.decode_stall_factor,
+                                               .prefill_slowdown = config.prefill_slowdown,
                                                .step_trace = step_trace.get()}));
   metrics.watch_slots([&pool] { return static_cast<double>(pool.busy_slots()); },
                       [&pool] { return static_cast<double>(pool.total_slots()); });

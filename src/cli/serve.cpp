@@ -90,6 +90,7 @@ int run_serve(const ServeConfig& config) {
                                           .max_attempts = config.max_attempts,
                                           .nice = config.worker_nice,
                                           .decode_stall_factor = config.decode_stall_factor,
+                                          .prefill_slowdown = config.prefill_slowdown,
                                           .step_trace = step_trace.get()});
   metrics.watch_slots([&hosting] { return hosting.busy_slots(); },
                       [&hosting] { return hosting.total_slots(); });

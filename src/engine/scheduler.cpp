@@ -332,7 +332,7 @@ std::vector<BatchEntry> Scheduler::build_batch() {
   // What each slot puts in the step: a generating sequence its next token (every stream moves
   // at every step), and prompt chunks the rest of the step's budget, oldest job first (by
   // arrival, not by slot: a prompt in a high slot must not wait behind every newer one that
-  // lands in a lower slot), within the stall factor while others generate.
+  // lands in a lower slot), within the prefill budgets while others generate.
   std::size_t generating = 0;
   std::vector<Slot*> waiting;
   for (auto& slot : slots_) {
@@ -347,7 +347,7 @@ std::vector<BatchEntry> Scheduler::build_batch() {
   std::ranges::sort(waiting, {}, [](const Slot* slot) { return slot->job->arrived(); });
   const auto whole = static_cast<std::size_t>(engine_.batch_tokens());
   const std::size_t limit = std::min(
-      whole, generating == 0 || waiting.empty() ? whole : generating + prefill_budget(generating, waiting.size()));
+      whole, generating == 0 || waiting.empty() ? whole : generating + prefill_budget());
   std::vector<std::size_t> chunk(slots_.size(), 0);
   std::size_t taken = generating;
   std::size_t prefilling = 0;
@@ -386,25 +386,32 @@ std::vector<BatchEntry> Scheduler::build_batch() {
   return batch;
 }
 
-std::size_t Scheduler::prefill_budget(std::size_t generating, std::size_t prefilling) {
+std::size_t Scheduler::prefill_budget() {
   const auto whole = static_cast<std::size_t>(engine_.batch_tokens());
   if (options_.decode_stall_factor <= 0) return whole;
+  const std::size_t least = std::min(whole, kMinPrefillChunk);
   const std::optional<StepCost::Line> line = mixed_steps_.line();
   std::size_t tokens = kInitialPrefillChunk;  // until the costs are known
   if (decode_step_s_ && line) {
-    // Requests waiting for their first token count too: when they outnumber the streams, each
-    // stream gives up proportionally more, so a burst of new prompts is not starved by a few
-    // short answers still being written.
-    const double share = std::max(1.0, static_cast<double>(prefilling) /
-                                           static_cast<double>(std::max<std::size_t>(generating, 1)));
-    const double target = options_.decode_stall_factor * share * *decode_step_s_;
-    tokens = static_cast<std::size_t>(std::max(std::floor((target - line->base) / line->per_token), 0.0));
+    // A step with c prompt tokens costs base + c * per_token (fitted). The streams' budget
+    // allows c while that stays within the factor times a plain step.
+    const double streams_target = options_.decode_stall_factor * *decode_step_s_;
+    double c = std::max(std::floor((streams_target - line->base) / line->per_token), 0.0);
+    // The newcomers' budget: prompt tokens go through at c / (base + c * per_token) per
+    // second, against 1 / per_token in whole batches (where the fixed part is spread thin);
+    // advancing at least 1/s as fast takes c >= base / ((s - 1) * per_token). On a CPU the
+    // fixed part is large (a chunk is a micro-batch of its own beside the decodes, attending
+    // over its whole context), so this floor, not the streams' budget, often sets the size.
+    if (options_.prefill_slowdown > 1) {
+      c = std::max(c, std::ceil(line->base / ((options_.prefill_slowdown - 1) * line->per_token)));
+    }
+    tokens = static_cast<std::size_t>(std::min(c, static_cast<double>(whole)));
   }
-  tokens = std::clamp(tokens, std::min(whole, kMinPrefillChunk), whole);
-  // Every other step takes half: the fit needs steps of different sizes to tell the fixed part
-  // of a step's cost from the part that grows with its prompt tokens.
+  tokens = std::clamp(tokens, least, whole);
+  // Every other step takes three quarters: the fit needs steps of different sizes to tell the
+  // fixed part of a step's cost from the part that grows with its prompt tokens.
   vary_ = !vary_;
-  if (vary_) tokens = std::max(std::min(whole, kMinPrefillChunk), tokens / 2);
+  if (vary_) tokens = std::max(least, tokens * 3 / 4);
   return tokens;
 }
 

@@ -43,12 +43,18 @@ struct SchedulerOptions {
   // the HTTP threads get a core at once when they need one (a refusal, a ping) while decoding
   // keeps every core busy; decoding loses nothing while they are idle. 0: unchanged.
   int nice = 0;
-  // Chunked prefill: while other sequences generate, a step carrying prompt chunks takes at most
-  // about this many times as long as a step without them, from the measured step costs, so a
-  // long prompt arriving slows running streams by that factor instead of freezing them. The
-  // factor is multiplied by prefilling/generating sequences when more wait for a first token
-  // than generate. Steps with nothing generating take a whole batch of prompt. 0: no limit.
-  double decode_stall_factor = 2.0;
+  // Chunked prefill, while other sequences generate: two budgets, one per side, from the
+  // measured step costs (see prefill_budget() in the .cpp). Steps with nothing generating take
+  // a whole batch of prompt.
+  // The running streams' budget: a step carrying prompt chunks takes at most about this many
+  // times as long as a step without them, so a long prompt arriving slows the streams by that
+  // factor instead of freezing them. 0: no limit (whole batches, as llama-server does).
+  double decode_stall_factor = 3.0;
+  // The newcomers' budget: a prompt prefilled beside running streams advances at least
+  // 1/prefill_slowdown as fast as it would in whole batches (its time to first token at most
+  // about this many times as long). Where the two budgets conflict, this one wins: a long
+  // prompt is never starved. 0 (or anything up to 1): no floor; the streams' budget alone.
+  double prefill_slowdown = 2.0;
   StepTrace* step_trace = nullptr;  // where to write a line per step; null: nowhere
   std::chrono::milliseconds backoff_initial{100};
   std::chrono::milliseconds backoff_max{2000};
@@ -95,9 +101,8 @@ class Scheduler {
   std::size_t reuse_prefix(Slot& slot, const std::vector<Token>& prompt);
   void drop_departed();
   std::vector<BatchEntry> build_batch();
-  // Prompt tokens one step may carry while `generating` sequences generate and `prefilling`
-  // wait for their first token (decode_stall_factor; see .cpp).
-  std::size_t prefill_budget(std::size_t generating, std::size_t prefilling);
+  // Prompt tokens one step may carry while sequences generate (the two budgets; see .cpp).
+  std::size_t prefill_budget();
   // Feeds the measured duration of the last decoded batch into the step cost estimates.
   void note_step_cost(double seconds);
   // Samples every sequence that asked for logits and sends its token; returns how many.

@@ -205,6 +205,59 @@ TEST_F(SchedulerTest, WhileOthersGenerateAPromptIsPrefilledInChunksThatKeepSteps
   EXPECT_LE(oversized, 1u);
 }
 
+// The prompt chunks of the steps in which the stream of slot 0 also generated.
+std::vector<std::size_t> chunks_beside_a_stream(const std::vector<std::vector<BatchEntry>>& batches) {
+  std::vector<std::size_t> chunks;
+  for (const auto& batch : batches) {
+    const auto prompt = std::ranges::count_if(batch, [](const BatchEntry& e) { return e.slot == 1 && e.token == 'x'; });
+    const bool generating = std::ranges::any_of(batch, [](const BatchEntry& e) { return e.slot == 0; });
+    if (prompt > 0 && generating) chunks.push_back(static_cast<std::size_t>(prompt));
+  }
+  return chunks;
+}
+
+double mean(const std::vector<std::size_t>& xs) {
+  double sum = 0;
+  for (const std::size_t x : xs) sum += static_cast<double>(x);
+  return xs.empty() ? 0 : sum / static_cast<double>(xs.size());
+}
+
+TEST_F(SchedulerTest, TheNewcomersBudgetOutweighsAStreamsBudgetThatWouldStarveTheirPrompt) {
+  // A step costs 2 ms plus 0.1 ms per prompt token. A stall factor of 1.2 alone leaves a
+  // prompt 4 tokens a step, where the fixed 2 ms dwarf them: it would advance at a sixth of
+  // its speed in whole batches. A slowdown of 1.5 asks for two thirds: 2 / (0.5 * 0.1) = 40
+  // tokens a step (30 every other step, for the fit).
+  start(2, 4096, 512, 1.2, 1.5);
+  engine_->set_costs(std::chrono::microseconds(2000), std::chrono::microseconds(100));
+  auto running = submit(queue_, "running", "a", 1000);
+  scheduler_->start();
+  while (running.sink->events().size() < 20) std::this_thread::sleep_for(milliseconds(1));
+  auto big = submit(queue_, "big", std::string(600, 'x'), 2);
+  ASSERT_TRUE(big.sink->wait_end(milliseconds(20000)));
+  running.job->cancel();
+  ASSERT_TRUE(running.sink->wait_end());
+  const std::vector<std::size_t> chunks = chunks_beside_a_stream(engine_->batches());
+  ASSERT_FALSE(chunks.empty());
+  // Timing noise moves the fit; the floor keeps chunks far above the stall factor's 4.
+  EXPECT_GE(mean(chunks), 20.0);
+  EXPECT_LE(chunks.size(), 600u / 12);
+}
+
+TEST_F(SchedulerTest, WithoutTheNewcomersBudgetTheStreamsBudgetAloneSizesTheChunks) {
+  start(2, 4096, 512, 1.2, 0);
+  engine_->set_costs(std::chrono::microseconds(2000), std::chrono::microseconds(100));
+  auto running = submit(queue_, "running", "a", 1000);
+  scheduler_->start();
+  while (running.sink->events().size() < 20) std::this_thread::sleep_for(milliseconds(1));
+  auto big = submit(queue_, "big", std::string(200, 'x'), 2);
+  ASSERT_TRUE(big.sink->wait_end(milliseconds(20000)));
+  running.job->cancel();
+  ASSERT_TRUE(running.sink->wait_end());
+  const std::vector<std::size_t> chunks = chunks_beside_a_stream(engine_->batches());
+  ASSERT_FALSE(chunks.empty());
+  EXPECT_LE(mean(chunks), 12.0);  // about 4 once the costs are fitted (the first is 32)
+}
+
 TEST_F(SchedulerTest, ABatchListsItsEntriesInSlotOrder) {
   // llama.cpp splits a batch into micro-batches of sequences with consecutive ids; a prompt
   // prefilled in slot 1 between streams in slots 0 and 2 must sit between them in the batch.

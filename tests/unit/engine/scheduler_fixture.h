@@ -83,13 +83,15 @@ inline Submitted submit(JobProducer& q, const std::string& id, std::string promp
 
 class SchedulerTest : public ::testing::Test {
  protected:
-  // Without a stall factor unless a test sets one: the fake's instant steps would make the
+  // Without prefill budgets unless a test sets them: the fake's instant steps would make the
   // prefill budget a matter of timing noise.
   void start(std::int32_t slots, std::int32_t ctx = 256, std::int32_t batch = 64,
-             double stall_factor = 0) {
+             double stall_factor = 0, double prefill_slowdown = 0) {
     engine_ = std::make_unique<FakeEngine>(slots, ctx, batch);
     scheduler_ = std::make_unique<Scheduler>(
-        *engine_, queue_, SchedulerOptions{.worker_id = "w-test", .decode_stall_factor = stall_factor});
+        *engine_, queue_,
+        SchedulerOptions{.worker_id = "w-test", .decode_stall_factor = stall_factor,
+                         .prefill_slowdown = prefill_slowdown});
   }
   void TearDown() override {
     if (scheduler_) scheduler_->stop();
