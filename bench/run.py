@@ -17,6 +17,7 @@ import json
 import math
 import os
 import platform
+import shlex
 import signal
 import socket
 import statistics
@@ -159,11 +160,13 @@ def engine_server(engine: str, args, prefix: Path | None, log_dir: Path,
                 "--host", "127.0.0.1", "--port", str(port),
                 "--threads", str(args.threads), "--slots", str(args.slots),
                 "--ctx-size", str(args.ctx_size), "--queue-max", str(queue_max)]
+        argv += shlex.split(getattr(args, "llmq_args", "") or "")
         env = {k: v for k, v in os.environ.items() if not k.startswith("LLMQ_")}
         return ServerProcess("llmq", argv, port, "/readyz", log_dir, env)
     argv = [str(prefix / "bin" / "llama-server"), "-m", str(args.model),
             "-t", str(args.threads), "-c", str(args.ctx_size * args.slots),
             "--parallel", str(args.slots), "--port", str(port), "--host", "127.0.0.1"]
+    argv += shlex.split(getattr(args, "llama_server_args", "") or "")
     return ServerProcess("llama-server", argv, port, "/health", log_dir)
 
 
@@ -291,20 +294,45 @@ def fmt(x, nd=1):
     return "-" if x is None else f"{x:.{nd}f}"
 
 
+def spread(values: list[float | None], nd: int = 2) -> str:
+    """A ratio over rounds: its median, and its range when there were several."""
+    xs = sorted(x for x in values if x is not None)
+    if not xs:
+        return "-"
+    mid = fmt(statistics.median(xs), nd)
+    return mid if len(xs) == 1 else f"{mid} ({fmt(xs[0], nd)}-{fmt(xs[-1], nd)})"
+
+
+def round_ratios(res: dict, value: Callable[[dict], float | None]) -> list[float | None]:
+    """llmq / llama-server of one value, per round (each round ran both, in turn)."""
+    return [ratio(value(r["llmq"]), value(r["llama-server"]))
+            for r in res["rounds"] if "llmq" in r and "llama-server" in r]
+
+
+def across(res: dict, engine: str, value: Callable[[dict], float | None]) -> float | None:
+    """The median over rounds of one engine's value."""
+    return median([value(r[engine]) for r in res["rounds"] if engine in r])
+
+
+def level_of(e: dict, n: int) -> dict | None:
+    return next((c for c in e["concurrency"] if c["clients"] == n), None)
+
+
 def report(res: dict) -> str:
     lines = []
-    lq = res["engines"].get("llmq")
-    ls = res["engines"].get("llama-server")
     lb = res.get("llama_bench") or {}
     cfg = res["config"]
+    rounds = len(res["rounds"])
     lines.append(f"model {Path(cfg['model']).name}, threads {cfg['threads']}, slots {cfg['slots']}, "
-                 f"ctx/slot {cfg['ctx_size']}, max_tokens {cfg['max_tokens']}")
+                 f"ctx/slot {cfg['ctx_size']}, max_tokens {cfg['max_tokens']}, {rounds} round(s), "
+                 f"the order of the servers alternating")
     if lb:
         lines.append(f"llama-bench: pp512 {fmt(lb.get('pp512_tps'))} tok/s, "
                      f"tg128 {fmt(lb.get('tg128_tps'))} tok/s")
+    lines.append("values: median over rounds; ratios: median (min-max) of the rounds' ratios")
     lines.append("")
     lines.append(f"single stream, median of {cfg['reps']}   {'llmq':>10} {'llama-server':>13} "
-                 f"{'llmq/ls':>8} {'llmq/tg128':>10}")
+                 f"{'llmq/ls':>17} {'llmq/tg128':>10}")
     rows = [("decode tok/s (server)", "decode_tps_server", True),
             ("decode tok/s (client)", "decode_tps_client", True),
             ("TTFT ms (server)", "ttft_ms_server", False),
@@ -312,26 +340,27 @@ def report(res: dict) -> str:
             ("request ms (client)", "latency_ms", False),
             ("completion tokens", "completion_tokens", False)]
     for label, key, vs_tg in rows:
-        a = lq["single_stream"]["median"][key] if lq else None
-        b = ls["single_stream"]["median"][key] if ls else None
+        def value(e: dict, key=key):
+            return e["single_stream"]["median"][key]
+        a, b = across(res, "llmq", value), across(res, "llama-server", value)
         tg = ratio(a, lb.get("tg128_tps")) if vs_tg else None
-        lines.append(f"  {label:<33} {fmt(a):>10} {fmt(b):>13} {fmt(ratio(a, b), 2):>8} "
-                     f"{fmt(tg, 2):>10}")
+        lines.append(f"  {label:<33} {fmt(a):>10} {fmt(b):>13} "
+                     f"{spread(round_ratios(res, value)):>17} {fmt(tg, 2):>10}")
     lines.append("")
     lines.append(f"closed loop, {cfg['requests']} requests per level")
-    lines.append(f"  {'clients':>7} {'llmq tok/s':>11} {'ls tok/s':>9} {'ratio':>6}   "
-                 f"{'llmq p50/p95 ms':>17} {'ls p50/p95 ms':>17}")
-    levels = {c["clients"] for e in (lq, ls) if e for c in e["concurrency"]}
-    for n in sorted(levels):
-        a = next((c for c in lq["concurrency"] if c["clients"] == n), None) if lq else None
-        b = next((c for c in ls["concurrency"] if c["clients"] == n), None) if ls else None
-        at = a["aggregate_tps"] if a else None
-        bt = b["aggregate_tps"] if b else None
-        pa = f"{fmt(a['latency_ms_p50'], 0)}/{fmt(a['latency_ms_p95'], 0)}" if a else "-"
-        pb = f"{fmt(b['latency_ms_p50'], 0)}/{fmt(b['latency_ms_p95'], 0)}" if b else "-"
-        errs = sum(len(x["errors"]) for x in (a, b) if x)
-        lines.append(f"  {n:>7} {fmt(at):>11} {fmt(bt):>9} {fmt(ratio(at, bt), 2):>6}   "
-                     f"{pa:>17} {pb:>17}" + (f"   ({errs} failed requests)" if errs else ""))
+    lines.append(f"  {'clients':>7} {'llmq tok/s':>11} {'ls tok/s':>9} {'ratio':>17}   "
+                 f"{'llmq p50/p95 ms':>17} {'ls p50/p95 ms':>17} {'TTFT p50 ratio':>17}")
+    for n in cfg["concurrency"]:
+        def get(key, n=n):
+            return lambda e: (level_of(e, n) or {}).get(key)
+        at, bt = across(res, "llmq", get("aggregate_tps")), across(res, "llama-server", get("aggregate_tps"))
+        pa = f"{fmt(across(res, 'llmq', get('latency_ms_p50')), 0)}/{fmt(across(res, 'llmq', get('latency_ms_p95')), 0)}"
+        pb = (f"{fmt(across(res, 'llama-server', get('latency_ms_p50')), 0)}/"
+              f"{fmt(across(res, 'llama-server', get('latency_ms_p95')), 0)}")
+        errs = sum(len((level_of(e, n) or {}).get("errors", [])) for r in res["rounds"] for e in r.values())
+        lines.append(f"  {n:>7} {fmt(at):>11} {fmt(bt):>9} {spread(round_ratios(res, get('aggregate_tps'))):>17}   "
+                     f"{pa:>17} {pb:>17} {spread(round_ratios(res, get('ttft_ms_p50'))):>17}"
+                     + (f"   ({errs} failed requests)" if errs else ""))
     return "\n".join(lines)
 
 
@@ -349,6 +378,9 @@ def add_server_args(p: argparse.ArgumentParser, ctx_size: int) -> None:
     p.add_argument("--llama-prefix", default=None,
                    help="llama.cpp install prefix with bin/llama-server and bin/llama-bench "
                         "(default: $LLMQ_LLAMA_PREFIX, else the output of scripts/llama.sh)")
+    p.add_argument("--llmq-args", default="",
+                   help="more flags for llmq serve, one string (e.g. \"--decode-stall-factor 0\")")
+    p.add_argument("--llama-server-args", default="", help="more flags for llama-server, one string")
     p.add_argument("--out", type=Path, default=RESULTS_DIR, help="results folder (default: %(default)s)")
 
 
@@ -380,11 +412,14 @@ def parse_args(argv=None):
     p.add_argument("--reps", type=int, default=None,
                    help="single-stream repetitions (default: 5, --quick: 2)")
     p.add_argument("--concurrency", default="1,2,4,8", help="client counts (default: 1,2,4,8)")
+    p.add_argument("--rounds", type=int, default=None,
+                   help="rounds of every engine, in alternating order (default: 4, --quick: 1)")
     p.add_argument("--no-llama-bench", action="store_true", help="skip llama-bench")
     p.add_argument("--quick", action="store_true", help="smoke run: fewer repetitions/requests")
     a = p.parse_args(argv)
     a.requests = a.requests or (8 if a.quick else 16)
     a.reps = a.reps or (2 if a.quick else 5)
+    a.rounds = a.rounds or (1 if a.quick else 4)
     a.concurrency = [int(x) for x in a.concurrency.split(",") if x]
     parse_engines(p, a)
     return a
@@ -437,7 +472,6 @@ def main(argv=None) -> int:
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "host": host_info(),
         "llama_prefix": str(prefix) if prefix else None,
-        "engines": {},
     }
 
     log_dir = args.out / "logs" / started.strftime("%Y%m%dT%H%M%SZ")
@@ -446,15 +480,20 @@ def main(argv=None) -> int:
     if not args.no_llama_bench:
         res["llama_bench"] = run_llama_bench(prefix, args)
 
-    for engine in args.engines:
-        srv = engine_server(engine, args, prefix, log_dir,
-                            queue_max=max(64, max(args.concurrency) * 2))
-        fn = llmq_request if engine == "llmq" else llama_server_request
-        with srv:
-            log(f"benchmarking {engine}")
-            r = bench_server(fn, srv.base_url, args)
-            r["argv"] = srv.argv
-            res["engines"][engine] = r
+    # Each round runs every engine once; the order alternates from round to round, so that a
+    # drift of the machine's speed (this project's machines are shared VMs) falls on both.
+    res["rounds"] = []
+    for n in range(args.rounds):
+        res["rounds"].append({})
+        for engine in (args.engines if n % 2 == 0 else args.engines[::-1]):
+            srv = engine_server(engine, args, prefix, log_dir,
+                                queue_max=max(64, max(args.concurrency) * 2))
+            fn = llmq_request if engine == "llmq" else llama_server_request
+            with srv:
+                log(f"round {n + 1} of {args.rounds}: benchmarking {engine}")
+                r = bench_server(fn, srv.base_url, args)
+                r["argv"] = srv.argv
+                res["rounds"][-1][engine] = r
 
     finish(res, args.out / f"{started.strftime('%Y%m%dT%H%M%SZ')}.json", report)
     return 0

@@ -235,12 +235,15 @@ def bench_server(base_url: str, prompts: Prompts, args) -> dict:
         raise SystemExit(f"warm-up request failed: {w.error}")
     res: dict[str, Any] = {"cold": [], "shared": []}
     for kind in ("cold", "shared"):
+        if kind not in args.parts:
+            continue
         for clients in args.levels:
             log(f"  {kind} prompts, {clients} client(s), {args.requests} requests")
             res[kind].append(ttft_level(base_url, getattr(prompts, kind)[clients], clients,
                                         args.max_tokens))
-    log(f"  stall test: {args.streams} long streams, then a ~2,000-token arrival")
-    res["stall"] = stall_test(base_url, prompts, args)
+    if "stall" in args.parts:
+        log(f"  stall test: {args.streams} long streams, then a ~2,000-token arrival")
+        res["stall"] = stall_test(base_url, prompts, args)
     return res
 
 
@@ -383,8 +386,13 @@ def parse_args(argv=None):
     p.add_argument("--idle-seconds", type=float, default=None,
                    help="idle window of the stall test (default: 5, --quick: 2)")
     p.add_argument("--seed", type=int, default=1, help="seed of the prompts (default: 1)")
+    p.add_argument("--parts", default="cold,shared,stall",
+                   help="which parts to run, comma-separated (default: cold,shared,stall)")
     p.add_argument("--quick", action="store_true", help="smoke run: fewer requests, shorter windows")
     a = p.parse_args(argv)
+    a.parts = [x.strip() for x in a.parts.split(",") if x.strip()]
+    if not a.parts or set(a.parts) - {"cold", "shared", "stall"}:
+        p.error("--parts takes cold, shared and stall")
     a.requests = a.requests or (4 if a.quick else 16)
     a.idle_seconds = a.idle_seconds or (2.0 if a.quick else 5.0)
     a.levels = [int(x) for x in a.levels.split(",") if x]
