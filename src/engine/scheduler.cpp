@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "engine/elapsed.h"
+#include "engine/prefill_policy.h"
 #include "util/thread_priority.h"
 
 namespace llmq {
@@ -347,7 +348,7 @@ std::vector<BatchEntry> Scheduler::build_batch() {
   std::ranges::sort(waiting, {}, [](const Slot* slot) { return slot->job->arrived(); });
   const auto whole = static_cast<std::size_t>(engine_.batch_tokens());
   const std::size_t limit = std::min(
-      whole, generating == 0 || waiting.empty() ? whole : generating + prefill_budget());
+      whole, generating == 0 || waiting.empty() ? whole : generating + prefill_budget(generating, waiting.size()));
   std::vector<std::size_t> chunk(slots_.size(), 0);
   std::size_t taken = generating;
   std::size_t prefilling = 0;
@@ -386,25 +387,16 @@ std::vector<BatchEntry> Scheduler::build_batch() {
   return batch;
 }
 
-std::size_t Scheduler::prefill_budget() {
+std::size_t Scheduler::prefill_budget(std::size_t generating, std::size_t waiting) {
   const auto whole = static_cast<std::size_t>(engine_.batch_tokens());
-  if (options_.decode_stall_factor <= 0) return whole;
+  if (options_.decode_stall_factor <= 0 || newcomers_outnumber_streams(generating, waiting)) return whole;
   const std::size_t least = std::min(whole, kMinPrefillChunk);
   const std::optional<StepCost::Line> line = mixed_steps_.line();
   std::size_t tokens = kInitialPrefillChunk;  // until the costs are known
   if (decode_step_s_ && line) {
-    // A step with c prompt tokens costs base + c * per_token (fitted). The streams' budget
-    // allows c while that stays within the factor times a plain step.
-    const double streams_target = options_.decode_stall_factor * *decode_step_s_;
-    double c = std::max(std::floor((streams_target - line->base) / line->per_token), 0.0);
-    // The newcomers' budget: prompt tokens go through at c / (base + c * per_token) per
-    // second, against 1 / per_token in whole batches (where the fixed part is spread thin);
-    // advancing at least 1/s as fast takes c >= base / ((s - 1) * per_token). On a CPU the
-    // fixed part is large (a chunk is a micro-batch of its own beside the decodes, attending
-    // over its whole context), so this floor, not the streams' budget, often sets the size.
-    if (options_.prefill_slowdown > 1) {
-      c = std::max(c, std::ceil(line->base / ((options_.prefill_slowdown - 1) * line->per_token)));
-    }
+    const double c = prefill_chunk(
+        PrefillBudgets{.stall_factor = options_.decode_stall_factor, .slowdown = options_.prefill_slowdown},
+        *decode_step_s_, *line, generating, waiting);
     tokens = static_cast<std::size_t>(std::min(c, static_cast<double>(whole)));
   }
   tokens = std::clamp(tokens, least, whole);

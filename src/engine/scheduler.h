@@ -54,6 +54,8 @@ struct SchedulerOptions {
   // 1/prefill_slowdown as fast as it would in whole batches (its time to first token at most
   // about this many times as long). Where the two budgets conflict, this one wins: a long
   // prompt is never starved. 0 (or anything up to 1): no floor; the streams' budget alone.
+  // Both give way when newcomers outnumber the streams: then prompts go in whole batches
+  // (engine/prefill_policy.h).
   double prefill_slowdown = 2.0;
   StepTrace* step_trace = nullptr;  // where to write a line per step; null: nowhere
   std::chrono::milliseconds backoff_initial{100};
@@ -101,8 +103,9 @@ class Scheduler {
   std::size_t reuse_prefix(Slot& slot, const std::vector<Token>& prompt);
   void drop_departed();
   std::vector<BatchEntry> build_batch();
-  // Prompt tokens one step may carry while sequences generate (the two budgets; see .cpp).
-  std::size_t prefill_budget();
+  // Prompt tokens one step may carry while `generating` sequences generate and `waiting`
+  // wait for their first token (the two budgets; see .cpp).
+  std::size_t prefill_budget(std::size_t generating, std::size_t waiting);
   // Feeds the measured duration of the last decoded batch into the step cost estimates.
   void note_step_cost(double seconds);
   // Samples every sequence that asked for logits and sends its token; returns how many.
