@@ -10,6 +10,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "engine/fake_engine.h"
@@ -95,6 +96,19 @@ class SchedulerTest : public ::testing::Test {
   }
   void TearDown() override {
     if (scheduler_) scheduler_->stop();
+  }
+  // Runs a stream, then a prompt of `prompt_tokens` 'x' tokens arriving beside it (2 tokens to
+  // answer), each step costing 2 ms plus 0.1 ms a prompt token; returns every decoded batch.
+  std::vector<std::vector<BatchEntry>> prompt_beside_a_stream(std::size_t prompt_tokens) {
+    engine_->set_costs(std::chrono::microseconds(2000), std::chrono::microseconds(100));
+    auto running = submit(queue_, "running", "a", 1000);
+    scheduler_->start();
+    while (running.sink->events().size() < 20) std::this_thread::sleep_for(milliseconds(1));
+    auto big = submit(queue_, "big", std::string(prompt_tokens, 'x'), 2);
+    EXPECT_TRUE(big.sink->wait_end(milliseconds(20000)));
+    running.job->cancel();
+    EXPECT_TRUE(running.sink->wait_end());
+    return engine_->batches();
   }
   InProcessQueue queue_{100};
   std::unique_ptr<FakeEngine> engine_;
