@@ -219,9 +219,12 @@ TEST_F(SchedulerTest, TheNewcomersBudgetOutweighsAStreamsBudgetThatWouldStarveTh
 
 TEST_F(SchedulerTest, WithoutTheNewcomersBudgetTheStreamsBudgetAloneSizesTheChunks) {
   start(2, 4096, 512, 1.2, 0);
-  const std::vector<std::size_t> chunks = chunks_beside_a_stream(prompt_beside_a_stream(200));
+  // 600 tokens, so that the first chunks (32 and 24, before the costs are fitted) weigh little
+  // beside the ~4-token ones after: with 200, a loaded machine's timing noise once lifted the
+  // mean past the bound.
+  const std::vector<std::size_t> chunks = chunks_beside_a_stream(prompt_beside_a_stream(600));
   ASSERT_FALSE(chunks.empty());
-  EXPECT_LE(mean(chunks), 12.0);  // about 4 once the costs are fitted (the first is 32)
+  EXPECT_LE(mean(chunks), 12.0);  // about 4 once the costs are fitted
 }
 
 TEST_F(SchedulerTest, ABatchListsItsEntriesInSlotOrder) {
