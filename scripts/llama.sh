@@ -43,6 +43,11 @@ fi
 key="$key-$cpu_tag"
 root="$LLMQ_CACHE/llama.cpp/$key"
 prefix="$root/install"
+# One build per key at a time: a second caller (another checkout's set-up, a test run) waits for
+# the first and then finds its build complete, instead of racing it in the same build tree.
+mkdir -p "$LLMQ_CACHE/llama.cpp"
+exec 9>"$root.lock"
+flock 9
 
 # llama.cpp's `common` library (llama-common), for its JSON-schema to GBNF converter: the static
 # libraries and the two headers that declare it, under $prefix/llmq-common. Built by the same
