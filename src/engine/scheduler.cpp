@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "engine/elapsed.h"
+#include "engine/scheduler_slot.h"
 #include "util/thread_priority.h"
 
 namespace llmq {
@@ -30,33 +31,6 @@ std::size_t common_prefix(const std::vector<Token>& a, const std::vector<Token>&
 }
 
 }  // namespace
-
-// A sequence of the engine's context and the job it is running.
-struct Scheduler::Slot {
-  std::int32_t id;                       // the engine's sequence id
-  JobPtr job;                            // null while free
-  std::unique_ptr<Sampler> sampler;      // this job's sampling state
-  TextStream text;                       // pieces → releasable text
-  std::size_t prompt_done = 0;           // prompt tokens already in the context
-  std::int32_t pos = 0;                  // next position in the sequence
-  Token last = 0;                        // last sampled token, decoded next step
-  std::int32_t generated = 0;            // tokens sampled so far
-  std::int64_t events_sent = 0;          // token events sent, the `i` of the next one
-  std::int32_t batch_index = -1;         // entry of the last batch to sample from, or -1
-  Clock::time_point started;             // when the slot took the job
-  int attempt = 1;                       // which run of the job this is
-  Clock::time_point first_token;         // when the first token was sampled
-  Clock::time_point last_token;          // when the latest token was sampled
-  std::size_t cached = 0;                // prompt tokens this job found in the KV cache
-  std::vector<LogprobEntry> logprobs;    // of tokens whose text has not gone out yet
-  // The tokens whose KV cells the sequence holds, positions 0…: what the job before left
-  // behind (its prompt and answer) until the next job keeps the prefix it shares.
-  std::vector<Token> cache;
-  Clock::time_point last_used;           // when its latest job ended (which cache to give up)
-
-  bool busy() const { return job != nullptr; }
-  bool prefilling() const { return prompt_done < job->request().prompt_tokens.size(); }
-};
 
 Scheduler::Scheduler(Engine& engine, JobConsumer& queue, SchedulerOptions options)
     : engine_(engine), queue_(queue), options_(std::move(options)) {
