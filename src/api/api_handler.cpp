@@ -39,7 +39,15 @@ awaitable<void> ApiHandler::handle(const http::Request& request, http::Exchange&
   const bool post = request.method() == bhttp::verb::post;
   const bool get = request.method() == bhttp::verb::get || request.method() == bhttp::verb::head;
   const std::optional<Dialect> inference = post ? inference_dialect(target) : std::nullopt;
-  if (inference) {
+  const bool options = request.method() == bhttp::verb::options;
+  if (!options) {
+    for (auto& [name, value] : options_.cors.for_request(request[bhttp::field::origin]))
+      exchange.add_header(std::move(name), std::move(value));
+  }
+  if (options) {
+    http::Response response = preflight(request, target, exchange.keep_alive());
+    co_await exchange.reply(std::move(response));
+  } else if (inference) {
     co_await submit(request, exchange, *inference);
   } else if (get && (target == "/v1/models" || target.starts_with("/v1/models/"))) {
     http::Response response = models(request, target, exchange);
@@ -79,6 +87,8 @@ http::HeadVerdict ApiHandler::check_head(const http::RequestHead& head, std::str
   count_rejection(rejection_reason(err));
   http::Response response = refusal_response(dialect, err, refusal->retry_after_s, false);
   response.set("X-Request-Id", record.request_id);
+  for (const auto& [name, value] : options_.cors.for_request(head[bhttp::field::origin]))
+    response.insert(name, value);
   if (options_.metrics != nullptr) options_.metrics->count_response(route_label(target), refusal->status);
   record_refusal(record, began, refusal->status);
   return {.refusal = std::move(response)};

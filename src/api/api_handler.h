@@ -2,8 +2,9 @@
 // streaming (SSE) or answering once (JSON).
 //
 // Routes: POST /api/v1/req, GET /healthz, GET /readyz, GET /metrics, and the OpenAI-compatible
-// POST /v1/chat/completions, POST /v1/completions, GET /v1/models[/{id}] (api/openai.h). Everything
-// else is a JSON 404 (or 405 for a known path with the wrong method).
+// POST /v1/chat/completions, POST /v1/completions, GET /v1/models[/{id}] (api/openai.h). Every
+// route answers OPTIONS (its Allow list, or a CORS preflight: api/cors.h). Everything else is a
+// JSON 404 (or 405, with Allow, for a known path with the wrong method).
 #pragma once
 
 #include <atomic>
@@ -16,6 +17,7 @@
 #include "telemetry/refusal_documents.h"
 #include "api/auth_throttle.h"
 #include "api/client_identity.h"
+#include "api/cors.h"
 #include "api/api_keys.h"
 #include "api/idempotency.h"
 #include "api/validation.h"
@@ -43,6 +45,7 @@ struct ApiOptions {
   AuthThrottle* auth_throttle = nullptr;          // repeated 401s → 429; null: no throttle
   telemetry::RefusalDocuments* refusal_documents = nullptr;  // which refusals get a document;
                                                              // null: every one
+  CorsPolicy cors = {};                           // which web origins may call; default: none
 };
 
 // What the handler shares with the process that runs it.
@@ -62,6 +65,9 @@ class ApiHandler final : public http::Handler {
   // Before a body is read: the API key of a request to an inference route (a refusal costs no
   // body), and a small body limit for every route that takes none.
   http::HeadVerdict check_head(const http::RequestHead& head, std::string_view peer) override;
+  // The server's own refusals (431, 413, 400 bad_http) in the error shape of the route, with
+  // the CORS headers of the request's origin.
+  http::Response unread_refusal(const ApiError& err, const http::RequestHead* head) override;
 
  private:
   // The completion routes: /api/v1/req, and OpenAI's two (`dialect` says which).
@@ -103,6 +109,10 @@ class ApiHandler final : public http::Handler {
   void record_refusal(telemetry::RequestRecord& record, Clock::time_point began, int status) const;
   http::Response route_simple(const http::Request& request, std::string_view target,
                               bool keep_alive) const;
+  // OPTIONS: a browser's CORS preflight (allowed, or 403 cors_not_allowed), else the route's
+  // Allow list; 404 for a path that is no route.
+  http::Response preflight(const http::Request& request, std::string_view target,
+                           bool keep_alive) const;
   http::Response readiness(bool keep_alive) const;
   // GET /v1/models and /v1/models/{id} (behind the API keys, when there are keys).
   http::Response models(const http::Request& request, std::string_view target,

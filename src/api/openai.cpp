@@ -38,10 +38,13 @@ json openai_usage(const Usage& usage) {
 }  // namespace
 
 std::string error_json(const ApiError& error) {
+  // OpenAI's clients look for this code by name (the contract's own is "context_exceeded").
+  const std::string code =
+      error.code == "context_exceeded" ? std::string("context_length_exceeded") : error.code;
   json body = {{"message", error.message},
                {"type", error_type(error.status)},
                {"param", error.field ? json(*error.field) : json(nullptr)},
-               {"code", error.code}};
+               {"code", code}};
   return dump(json{{"error", std::move(body)}});
 }
 

@@ -23,7 +23,8 @@ namespace llmq::openai {
 
 // {"error":{"message","type","param","code"}}: OpenAI's error body for one of our refusals.
 // `type` follows the status: invalid_request_error (4xx), authentication_error (401),
-// rate_limit_error (429), server_error (5xx); `code` is the contract's code.
+// rate_limit_error (429), server_error (5xx); `code` is the contract's code, except that
+// context_exceeded is OpenAI's context_length_exceeded.
 std::string error_json(const ApiError& error);
 
 // The answer to one completion request, in pieces as it is streamed or whole at its end.

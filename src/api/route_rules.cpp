@@ -11,12 +11,23 @@ namespace llmq {
 
 namespace bhttp = boost::beast::http;
 
-// Routes under /v1/ are OpenAI's: their errors (even a 404) come in OpenAI's shape.
 Dialect dialect_of(std::string_view target) {
   if (target == "/v1/chat/completions") return Dialect::openai_chat;
   if (target == "/v1/embeddings") return Dialect::openai_embedding;
-  if (target.starts_with("/v1/")) return Dialect::openai_completion;
-  return Dialect::native;
+  if (target == "/" || target == "/api" || target.starts_with("/api/") || target == "/healthz" ||
+      target == "/readyz" || target == "/metrics")
+    return Dialect::native;
+  return Dialect::openai_completion;
+}
+
+std::optional<std::string_view> route_methods(std::string_view target, bool with_metrics) {
+  constexpr std::string_view kPost = "POST, OPTIONS";
+  constexpr std::string_view kGet = "GET, HEAD, OPTIONS";
+  if (inference_dialect(target)) return kPost;
+  if (target == "/healthz" || target == "/readyz" || target == "/v1/models" ||
+      target.starts_with("/v1/models/") || (target == "/metrics" && with_metrics))
+    return kGet;
+  return std::nullopt;
 }
 
 const char* route_of(Dialect dialect) {

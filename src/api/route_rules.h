@@ -13,8 +13,13 @@
 
 namespace llmq {
 
-// Routes under /v1/ are OpenAI's: their errors (even a 404) come in OpenAI's shape.
+// Which API's error shape a path answers in: the native routes (/api/…, the probes, /metrics)
+// the contract's; every other path, /v1/… and unknown ones alike, OpenAI's (whose keys include
+// the contract's `code` and `message`, so a native client reads it too).
 Dialect dialect_of(std::string_view target);
+// The methods a route answers (its Allow header), or nullopt for a path that is no route.
+// `with_metrics`: whether /metrics is served.
+std::optional<std::string_view> route_methods(std::string_view target, bool with_metrics);
 // The path of a completion route.
 const char* route_of(Dialect dialect);
 // The dialect of an inference route (POST /api/v1/req, /v1/chat/completions, /v1/completions,

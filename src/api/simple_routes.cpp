@@ -30,15 +30,14 @@ http::Response ApiHandler::route_simple(const http::Request& request, std::strin
   const bool has_metrics = options_.metrics != nullptr;
   if (target == "/metrics" && get && has_metrics) return metrics(keep_alive);
   const Dialect dialect = dialect_of(target);
-  if (target == "/healthz" || target == "/readyz" || target == "/api/v1/req" ||
-      target == "/v1/chat/completions" || target == "/v1/completions" || target == "/v1/models" ||
-      target.starts_with("/v1/models/") || (target == "/metrics" && has_metrics)) {
-    return error_response(dialect,
-                          {405, "method_not_allowed",
-                           std::string(request.method_string()) + " is not allowed on " +
-                               std::string(target),
-                           {}},
-                          keep_alive);
+  if (const auto methods = route_methods(target, has_metrics)) {
+    http::Response response = error_response(
+        dialect,
+        {405, "method_not_allowed",
+         std::string(request.method_string()) + " is not allowed on " + std::string(target), {}},
+        keep_alive);
+    response.set(bhttp::field::allow, *methods);
+    return response;
   }
   count_rejection("not_found");
   return error_response(dialect, {404, "not_found", "no route " + std::string(target), {}},
@@ -86,6 +85,60 @@ http::Response ApiHandler::readiness(bool keep_alive) const {
                             keep_alive), 1);
   }
   return http::json_response(bhttp::status::ok, R"({"status":"ready"})", keep_alive);
+}
+
+http::Response ApiHandler::preflight(const http::Request& request, std::string_view target,
+                                     bool keep_alive) const {
+  const Dialect dialect = dialect_of(target);
+  const auto methods = route_methods(target, options_.metrics != nullptr);
+  if (!methods) {
+    count_rejection("not_found");
+    return error_response(dialect, {404, "not_found", "no route " + std::string(target), {}},
+                          keep_alive);
+  }
+  const std::string_view origin = request[bhttp::field::origin];
+  const std::string_view method = request[bhttp::field::access_control_request_method];
+  HeaderList cors;
+  if (!origin.empty() && !method.empty()) {  // a browser asks before a cross-origin request
+    auto allowed = options_.cors.for_preflight(origin, *methods, method,
+                                               request[bhttp::field::access_control_request_headers]);
+    if (!allowed) {
+      count_rejection("cors_not_allowed");
+      http::Response refusal = error_response(
+          dialect,
+          {403, "cors_not_allowed",
+           options_.cors.enabled()
+               ? "origin " + std::string(origin) + " may not send " + std::string(method) + " to " +
+                     std::string(target) + " (see --cors-origins)"
+               : std::string("cross-origin requests are off (--cors-origins allows origins)"),
+           {}},
+          keep_alive);
+      refusal.set(bhttp::field::allow, *methods);
+      // Nothing that allows anything: only what keeps caches from mixing up origins.
+      for (const auto& [name, value] : options_.cors.for_request(origin))
+        if (name == "Vary") refusal.insert(name, value);
+      return refusal;
+    }
+    cors = std::move(*allowed);
+  }
+  http::Response response{bhttp::status::no_content, 11};
+  response.set(bhttp::field::server, "llmq");
+  response.set(bhttp::field::allow, *methods);
+  for (const auto& [name, value] : cors) response.insert(name, value);
+  response.keep_alive(keep_alive);
+  return response;
+}
+
+http::Response ApiHandler::unread_refusal(const ApiError& err, const http::RequestHead* head) {
+  std::string_view target = "/";  // unread: the contract's shape
+  if (head != nullptr) target = head->target();
+  target = target.substr(0, target.find('?'));
+  http::Response response = error_response(dialect_of(target), err, false);
+  if (head != nullptr) {
+    for (const auto& [name, value] : options_.cors.for_request((*head)[bhttp::field::origin]))
+      response.insert(name, value);
+  }
+  return response;
 }
 
 }  // namespace llmq

@@ -75,6 +75,9 @@ struct ServeConfig : ElasticAccess {
   double client_burst = 0;                   // per client bucket size; 0: max(1, rate)
   std::int32_t client_max_connections = 0;   // connections one client address may hold; 0: any
   std::string trusted_proxies;               // peers whose X-Forwarded-For names the client
+  std::string cors_origins;                  // web origins browsers may let call llmq; empty: none
+  bool cors_credentials = false;             // Access-Control-Allow-Credentials for named origins
+  std::int32_t cors_max_age_s = 600;         // how long a browser may cache a preflight
   std::string config_file;                   // the TOML file the values were read from, if any
 };
 

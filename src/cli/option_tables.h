@@ -157,6 +157,14 @@ constexpr auto kServeOptions = join(
              {.name = "trusted-proxies",
               .help = "comma-separated proxy addresses whose X-Forwarded-For names the client (empty: none)",
               .field = &Serve::trusted_proxies},
+             {.name = "cors-origins",
+              .help = "web origins (scheme://host[:port], comma-separated, or *) whose pages may call llmq from a browser (empty: none)",
+              .field = &Serve::cors_origins},
+             {.name = "cors-credentials",
+              .help = "let browsers send credentials (cookies, HTTP auth) from the origins named in --cors-origins (never with *)",
+              .field = &Serve::cors_credentials},
+             {.name = "cors-max-age-s", .help = "how long a browser may cache a CORS preflight's answer",
+              .field = &Serve::cors_max_age_s, .max = 86400},
          })));
 static_assert(ranges_fit_fields(kServeOptions), "an option's range does not fit its field");
 

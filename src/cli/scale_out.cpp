@@ -180,7 +180,7 @@ int run_gateway(const ServeConfig& config) {
                                        ParseLimits{config.default_max_tokens}, &metrics, documents.get(),
                                        origin, static_cast<std::size_t>(config.max_stream_buffer_bytes),
                                        &admission, &api_keys, &idempotency, &identity, &auth_throttle,
-                                       &refusal_documents});
+                                       &refusal_documents, side.cors});
   asio::io_context io(config.http_threads);  // after everything a connection refers to
   http::ServerLimits limits = server_limits(config);
   limits.max_connections_per_client = static_cast<std::size_t>(config.client_max_connections);

@@ -58,7 +58,7 @@ int run_serve(const ServeConfig& config) {
                                        &metrics, documents.get(), origin,
                                        static_cast<std::size_t>(config.max_stream_buffer_bytes),
                                        &admission, &api_keys, &idempotency, &identity,
-                                       &auth_throttle, &refusal_documents});
+                                       &auth_throttle, &refusal_documents, side.cors});
   // Declared after everything a connection's coroutine refers to (the handler, admission, the
   // idempotency store, the metrics, the documents): coroutines still suspended when the loop
   // stops are destroyed with the io_context, and that must happen while those still exist.

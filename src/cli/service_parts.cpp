@@ -82,6 +82,8 @@ std::variant<ClientSide, int> client_side(const ServeConfig& config) {
   try {
     side.api_keys = ApiKeys::load(config.api_key, config.api_key_file);
     side.identity = ClientIdentity(config.trusted_proxies);
+    side.cors = CorsPolicy::parse(config.cors_origins, config.cors_credentials,
+                                  config.cors_max_age_s);
   } catch (const std::invalid_argument& e) {
     std::fprintf(stderr, "llmq: %s\n", e.what());
     return 2;

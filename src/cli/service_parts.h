@@ -12,6 +12,7 @@
 
 #include "api/api_keys.h"
 #include "api/client_identity.h"
+#include "api/cors.h"
 
 #include "cli/config.h"
 #include "engine/step_trace.h"
@@ -39,6 +40,7 @@ std::optional<std::vector<std::string>> checked_model_names(const ServeConfig& c
 struct ClientSide {
   ApiKeys api_keys;
   ClientIdentity identity;
+  CorsPolicy cors;
   std::unique_ptr<telemetry::EventSink> documents;
 };
 // The client side from the flags, or the exit code after one line on stderr (2: a bad key or

@@ -43,7 +43,7 @@ bool is_disconnect(const beast::error_code& ec) {
          ec == beast::error::timeout || ec == aerr::operation_aborted || ec == aerr::broken_pipe;
 }
 
-Response read_error_response(const beast::error_code& ec, const ServerLimits& limits) {
+ApiError read_error(const beast::error_code& ec, const ServerLimits& limits) {
   ApiError err;
   if (ec == bhttp::error::header_limit) {
     err = {431, "headers_too_large",
@@ -59,6 +59,11 @@ Response read_error_response(const beast::error_code& ec, const ServerLimits& li
   } else {
     err = {400, "bad_http", "malformed HTTP request: " + ec.message(), {}};
   }
+  return err;
+}
+
+Response read_error_response(const beast::error_code& ec, const ServerLimits& limits) {
+  const ApiError err = read_error(ec, limits);
   return json_response(static_cast<bhttp::status>(err.status), err.to_json(), false);
 }
 

@@ -4,6 +4,8 @@
 // uses (http/server.cpp) with arbitrary bytes.
 #pragma once
 
+#include "http/api_error.h"
+
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/message.hpp>
@@ -77,5 +79,8 @@ bool is_disconnect(const beast::error_code& ec);
 // else 400 bad_http (a chunk-size line or trailer over the buffer's cap among them), each with
 // the contract's JSON error body; the connection closes after it.
 Response read_error_response(const beast::error_code& ec, const ServerLimits& limits);
+// The refusal read_error_response sends, before it is put in the contract's JSON (a Handler
+// may shape it for its route: Handler::unread_refusal).
+ApiError read_error(const beast::error_code& ec, const ServerLimits& limits);
 
 }  // namespace llmq::http

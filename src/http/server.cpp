@@ -121,8 +121,13 @@ Exchange::Exchange(beast::tcp_stream& stream, beast::flat_buffer& buffer, const 
       keep_alive_(request.keep_alive()),
       head_(request.method() == bhttp::verb::head) {}
 
+void Exchange::add_header(std::string name, std::string value) {
+  headers_.emplace_back(std::move(name), std::move(value));
+}
+
 asio::awaitable<void> Exchange::reply(Response response) {
   status_ = static_cast<int>(response.result_int());
+  for (const auto& [name, value] : headers_) response.insert(name, value);
   response.keep_alive(keep_alive_ && response.keep_alive());
   keep_alive_ = response.keep_alive();
   stream_.expires_after(send_timeout_);
@@ -150,6 +155,7 @@ asio::awaitable<bool> Exchange::open_stream(bhttp::status status, std::string_vi
   head.set(bhttp::field::server, "llmq");
   head.set("X-Accel-Buffering", "no");
   if (!request_id.empty()) head.set("X-Request-Id", request_id);
+  for (const auto& [name, value] : headers_) head.insert(name, value);
   head.keep_alive(false);
   head.chunked(true);
   bhttp::response_serializer<bhttp::empty_body> sr{head};
@@ -429,7 +435,12 @@ asio::awaitable<void> Server::serve_connection(
       }
       if (read.kind == ReadOutcome::Kind::refuse) {
         stream.expires_after(kRefusalWrite);
-        Response refusal = read_error_response(read.error, limits_);  // named: GCC 12, see api/
+        // A body over the limit is known from a whole header (its Content-Length).
+        const bool have_head =
+            parser.is_header_done() || read.error == bhttp::error::body_limit;
+        // named: GCC 12, see api/
+        Response refusal = handler_.unread_refusal(read_error(read.error, limits_),
+                                                   have_head ? &parser.get() : nullptr);
         if (observer_.on_refusal) observer_.on_refusal(static_cast<int>(refusal.result_int()));
         co_await bhttp::async_write(stream, refusal, kTuple);
         break;

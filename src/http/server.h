@@ -26,6 +26,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "http/client_connections.h"
 #include "http/connection_gate.h"
@@ -79,6 +81,10 @@ class Exchange {
 
   std::string remote_address() const;
   bool keep_alive() const { return keep_alive_; }
+  // A header every answer of this exchange carries (reply() and open_stream() alike), such as
+  // the CORS headers of the request's origin. Call before answering.
+  void add_header(std::string name, std::string value);
+
   // The status sent with reply() or open_stream(); 0 while nothing was sent.
   int status() const { return status_; }
 
@@ -100,6 +106,7 @@ class Exchange {
   bool client_left_ = false;    // set by client_gone()
   int status_ = 0;              // what was answered, for the caller's accounting
   std::optional<CloseReason> closed_for_;  // set when a limit ends the connection
+  std::vector<std::pair<std::string, std::string>> headers_;  // added to every answer
 };
 
 using RequestHead = bhttp::request_header<>;
@@ -120,6 +127,11 @@ class Handler {
     return {};
   }
   virtual asio::awaitable<void> handle(const Request& request, Exchange& exchange) = 0;
+  // The answer to a request the server could not read (431, 413, 400 bad_http): by default the
+  // contract's JSON error. `head` is the request's header when it was read whole, else null.
+  virtual Response unread_refusal(const ApiError& err, const RequestHead* /*head*/) {
+    return json_response(static_cast<bhttp::status>(err.status), err.to_json(), false);
+  }
 };
 
 // Told the status of every refusal the server answers itself (a request it could not read:

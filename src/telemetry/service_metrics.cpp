@@ -42,7 +42,8 @@ const char* const kMainReasons[] = {"queue_full", "too_large",     "headers_too_
                                     "invalid",    "unsupported_media_type", "not_ready",
                                     "shutting_down", "not_found", "deadline",
                                     "rate_limited", "unauthorized", "auth_throttled",
-                                    "too_many_connections", "client_connections"};
+                                    "too_many_connections", "client_connections",
+                                    "cors_not_allowed"};
 
 // The reasons of llmq_connections_closed_total (http::CloseReason), exposed at 0 likewise.
 const char* const kCloseReasons[] = {"header_timeout", "body_timeout", "idle_timeout",

@@ -93,8 +93,10 @@ def test_help_lists_flags_with_defaults(_prerequisites):
     (["--ctx-size", "-1"], "ctx.size"),
     (["--port", "70000"], "port"),
     (["--queue-max"], "queue.max"),           # the value is missing
+    (["--cors-origins", "*", "--cors-credentials"], "credentials"),
+    (["--cors-origins", "https://app.example/"], "app.example/"),
 ], ids=["unknown_flag", "slots_not_a_number", "slots_zero", "ctx_size_negative",
-        "port_out_of_range", "value_missing"])
+        "port_out_of_range", "value_missing", "cors_star_with_credentials", "cors_origin_with_path"])
 def test_bad_flag_exits_with_one_line(extra, culprit, _prerequisites):
     port = free_port()
     argv = ["serve", "--model", str(model_path()), "--port", str(port), "--threads", "2"]

@@ -100,8 +100,8 @@ REFUSED = [
     ({"input": "x", "dimensions": 7}, "dimensions", "unsupported"),
     ({"input": "x", "encoding_format": "int8"}, "encoding_format", "out_of_range"),
     ({"input": ["x"] * 513}, "input", "out_of_range"),
-    ({"input": "word " * 3000}, "input", "context_exceeded"),
-    ({"input": ["short", "word " * 600]}, "input[1]", "context_exceeded"),
+    ({"input": "word " * 3000}, "input", "context_length_exceeded"),
+    ({"input": ["short", "word " * 600]}, "input[1]", "context_length_exceeded"),
 ]
 
 

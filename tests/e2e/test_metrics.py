@@ -54,7 +54,8 @@ def test_metrics_are_valid_and_complete(server):
     for name, kind in CONTRACT.items():
         assert m.types.get(name) == kind, f"{name}: TYPE {m.types.get(name)!r}, want {kind}"
     for reason in ("queue_full", "too_large", "headers_too_large", "invalid", "not_ready",
-                   "shutting_down", "not_found", "deadline", "unsupported_media_type"):
+                   "shutting_down", "not_found", "deadline", "unsupported_media_type",
+                   "cors_not_allowed"):
         assert m.has("llmq_requests_rejected_total", reason=reason), reason
     assert [v for (n, labels), v in m.samples.items()
             if n == "llmq_build_info" and ("version", "0.1.0") in labels] == [1]

@@ -215,6 +215,16 @@ TEST(OpenAiAnswer, ErrorShape) {
             "server_error");
 }
 
+TEST(OpenAiAnswer, APromptOverTheContextHasOpenAisCode) {
+  const json e = json::parse(openai::error_json(bad_field("messages", "context_exceeded", "long")));
+  EXPECT_EQ(e["error"]["code"], "context_length_exceeded");
+  EXPECT_EQ(e["error"]["param"], "messages");
+  EXPECT_EQ(e["error"]["type"], "invalid_request_error");
+  // The native route keeps the contract's code.
+  EXPECT_EQ(json::parse(bad_field("prompt", "context_exceeded", "long").to_json())["error"]["code"],
+            "context_exceeded");
+}
+
 TEST(OpenAiAnswer, AnErrorMidStreamIsADataFrame) {
   const std::string frame = openai::Completion::stream_error({504, "deadline_exceeded", "late", {}});
   const std::vector<json> f = frames(frame);
