@@ -201,27 +201,35 @@ std::string embeddings_json(const std::vector<std::vector<float>>& embeddings, c
 
 namespace {
 
-// OpenAI's model object, and llmq's `loaded`: whether the model is in memory now (a request for
-// one that is not waits for its load: the `loading` event).
-json model_object(const ModelCatalog& catalog, const ServedModel& model, std::int64_t created) {
-  const std::string& name = model.text->info().name;
-  return {{"id", name},
+// OpenAI's model object for `id` (a served model's, or an alias of `model`), with `root` (the
+// served model it runs on, as vLLM names it) and llmq's `loaded`: whether that model is in
+// memory now (a request for one that is not waits for its load: the `loading` event).
+json model_object(const ModelCatalog& catalog, const std::string& id, const std::string& model,
+                  std::int64_t created) {
+  return {{"id", id},
           {"object", "model"},
           {"created", created},
           {"owned_by", "llmq"},
-          {"loaded", catalog.loaded(name)}};
+          {"root", model},
+          {"loaded", catalog.loaded(model)}};
 }
 
 }  // namespace
 
 std::string model_list_json(const ModelCatalog& catalog, std::int64_t created) {
   json data = json::array();
-  for (const ServedModel& model : catalog.all()) data.push_back(model_object(catalog, model, created));
+  for (const ServedModel& model : catalog.all()) {
+    const std::string& name = model.text->info().name;
+    data.push_back(model_object(catalog, name, name, created));
+  }
+  for (const ModelAlias& alias : catalog.aliases())
+    data.push_back(model_object(catalog, alias.name, alias.model, created));
   return dump({{"object", "list"}, {"data", std::move(data)}});
 }
 
-std::string model_json(const ModelCatalog& catalog, const ServedModel& model, std::int64_t created) {
-  return dump(model_object(catalog, model, created));
+std::string model_json(const ModelCatalog& catalog, std::string_view id, const ServedModel& model,
+                       std::int64_t created) {
+  return dump(model_object(catalog, std::string(id), model.text->info().name, created));
 }
 
 }  // namespace llmq::openai

@@ -74,8 +74,10 @@ class Completion {
 std::string embeddings_json(const std::vector<std::vector<float>>& embeddings, const std::string& model,
                             const Usage& usage, bool base64);
 
-// GET /v1/models and GET /v1/models/{id}: the list, or one model object.
+// GET /v1/models and GET /v1/models/{id}: the list (served models, then aliases), or one model
+// object: `id` as asked (a served model's or an alias), `model` the one it names.
 std::string model_list_json(const ModelCatalog& catalog, std::int64_t created);
-std::string model_json(const ModelCatalog& catalog, const ServedModel& model, std::int64_t created);
+std::string model_json(const ModelCatalog& catalog, std::string_view id, const ServedModel& model,
+                       std::int64_t created);
 
 }  // namespace llmq::openai

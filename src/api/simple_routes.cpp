@@ -69,7 +69,7 @@ http::Response ApiHandler::models(const http::Request& request, std::string_view
                    std::string("model")},
                   0);
   }
-  return http::json_response(bhttp::status::ok, openai::model_json(*catalog, *model, started_unix_),
+  return http::json_response(bhttp::status::ok, openai::model_json(*catalog, id, *model, started_unix_),
                              keep_alive);
 }
 

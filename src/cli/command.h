@@ -63,6 +63,9 @@ struct OptionSpec {
   std::int64_t max = 0;
   std::span<const std::string_view> choices = {};  // string fields: allowed values; empty: any
   Masker mask = nullptr;                           // secret fields: how describe() shows them
+  // Text fields holding a comma-separated list: the flag may be given again, each time adding
+  // to the list (instead of the last one winning).
+  bool repeatable = false;
 };
 
 // A table as the span every function here takes.
@@ -322,6 +325,8 @@ class Command {
       const std::string full_help =
           std::string(spec.help) + " [default: " + (shown.empty() ? "none" : shown) + "]";
       flags_.push_back(add(spec.name, kind_of(spec), full_help));
+      if (spec.repeatable)
+        flags_.back()->multi_option_policy(CLI::MultiOptionPolicy::Join)->delimiter(',');
     }
     for (const std::string& word : path_) known_.sections.insert(word);
     config_flag_ = add("config", Kind::text, "TOML file with values for these flags [default: none]")

@@ -145,6 +145,14 @@ std::optional<std::variant<std::int64_t, std::string, bool, double>> toml_value(
   if (kind == Kind::real && node.is_integer()) return static_cast<double>(node.as_integer()->get());
   if (kind == Kind::real && node.is_floating_point()) return node.as_floating_point()->get();
   if (kind == Kind::text && node.is_string()) return node.as_string()->get();
+  if (kind == Kind::text && node.is_array()) {  // a list: its strings, comma-separated
+    std::string joined;
+    for (const toml::node& item : *node.as_array()) {
+      if (!item.is_string()) return std::nullopt;
+      joined += (joined.empty() ? "" : ",") + item.as_string()->get();
+    }
+    return joined;
+  }
   if (kind == Kind::boolean && node.is_boolean()) return node.as_boolean()->get();
   return std::nullopt;
 }

@@ -35,6 +35,7 @@ struct ServeConfig : ElasticAccess {
   std::string keep_alive = "5m";             // how long an idle model stays (util/keep_alive.h)
   std::string preload;                       // names loaded before ready; empty: --model's
   std::string pin;                           // names never unloaded, comma-separated
+  std::string model_alias;                   // NAME=MODEL pairs, comma-separated (other names)
   std::string host = "127.0.0.1";            // listen address
   std::int32_t port = 8080;                  // listen port (0: any free port)
   std::int32_t slots = 4;                    // sequences decoded concurrently

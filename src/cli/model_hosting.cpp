@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "cli/service_parts.h"
 #include "engine/llama_engine_factory.h"
 #include "engine/llama_model_text.h"
 #include "util/keep_alive.h"
@@ -65,7 +66,8 @@ void ModelHosting::load(std::function<void()> on_failure) {
         served.push_back(ServedModel{texts_.back().get(), config_.ctx_size});
       }
       catalog_ = std::make_unique<ModelCatalog>(
-          std::move(served), [this](const std::string& name) { return pool_.loaded(name); });
+          std::move(served), [this](const std::string& name) { return pool_.loaded(name); },
+          parse_model_aliases(config_.model_alias, served_model_names(config_)));
       pool_.start();
       std::string error;
       if (!pool_.wait_preloaded(error)) throw std::runtime_error(error);

@@ -149,9 +149,9 @@ int run_gateway(const ServeConfig& config) {
   queue_for_reconnect = &queue;
   reconnect_ready = true;
   WorkerPresence workers(nc);
-  const ModelCatalog catalog(std::move(served), [&workers](const std::string& name) {
-    return workers.warm_anywhere(name);
-  });
+  const ModelCatalog catalog(
+      std::move(served), [&workers](const std::string& name) { return workers.warm_anywhere(name); },
+      side.aliases);
 
   ServiceState state(queue);
   telemetry::ServiceMetrics metrics(

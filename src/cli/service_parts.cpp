@@ -68,6 +68,12 @@ bool check_model_file(const std::string& path) {
   return true;
 }
 
+std::vector<std::string> served_model_names(const ServeConfig& config) {
+  std::vector<std::string> names;
+  for (const std::string& path : served_model_paths(config)) names.push_back(model_name_of(path));
+  return names;
+}
+
 std::optional<std::vector<std::string>> checked_model_names(const ServeConfig& config) {
   std::vector<std::string> names;
   for (const std::string& path : served_model_paths(config)) {
@@ -84,6 +90,7 @@ std::variant<ClientSide, int> client_side(const ServeConfig& config) {
     side.identity = ClientIdentity(config.trusted_proxies);
     side.cors = CorsPolicy::parse(config.cors_origins, config.cors_credentials,
                                   config.cors_max_age_s);
+    side.aliases = parse_model_aliases(config.model_alias, served_model_names(config));
   } catch (const std::invalid_argument& e) {
     std::fprintf(stderr, "llmq: %s\n", e.what());
     return 2;

@@ -13,6 +13,7 @@
 #include "api/api_keys.h"
 #include "api/client_identity.h"
 #include "api/cors.h"
+#include "engine/model_catalog.h"
 
 #include "cli/config.h"
 #include "engine/step_trace.h"
@@ -31,6 +32,8 @@ std::optional<std::unique_ptr<StepTrace>> open_step_trace(const ServeConfig& con
 
 // A missing or foreign model file is refused before anything listens, with one line on stderr.
 bool check_model_file(const std::string& path);
+// The served models' names (their file stems, --model's first), unchecked.
+std::vector<std::string> served_model_names(const ServeConfig& config);
 // The served models' names (their file stems, --model's first), every file checked; nullopt
 // once one was refused.
 std::optional<std::vector<std::string>> checked_model_names(const ServeConfig& config);
@@ -41,10 +44,11 @@ struct ClientSide {
   ApiKeys api_keys;
   ClientIdentity identity;
   CorsPolicy cors;
+  std::vector<ModelAlias> aliases;  // --model-alias, checked against the served models
   std::unique_ptr<telemetry::EventSink> documents;
 };
-// The client side from the flags, or the exit code after one line on stderr (2: a bad key or
-// proxy list; 1: a spool directory that cannot be used).
+// The client side from the flags, or the exit code after one line on stderr (2: a bad key,
+// proxy list, CORS origin or model alias; 1: a spool directory that cannot be used).
 std::variant<ClientSide, int> client_side(const ServeConfig& config);
 std::string host_name();
 // "host/pid": who runs a job, in `started` and the request documents.

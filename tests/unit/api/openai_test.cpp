@@ -247,7 +247,45 @@ TEST(OpenAiAnswer, ModelsListEveryServedModelAndWhetherItIsLoaded) {
   EXPECT_EQ(list["data"][0]["loaded"], true);
   EXPECT_EQ(list["data"][1]["id"], "gemma");
   EXPECT_EQ(list["data"][1]["loaded"], false);
-  EXPECT_EQ(json::parse(openai::model_json(catalog, catalog.all()[1], 5))["created"], 5);
+  EXPECT_EQ(json::parse(openai::model_json(catalog, "gemma", catalog.all()[1], 5))["created"], 5);
+}
+
+TEST(OpenAiAnswer, AliasesAreListedAfterTheModelsAndNameTheirRoot) {
+  const testing::FakeEngine smol(1, 64, 64, "SmolLM2");
+  const testing::FakeEngine gemma(1, 64, 64, "gemma");
+  const ModelCatalog catalog({{&smol, 64}, {&gemma, 64}},
+                             [](const std::string& name) { return name == "gemma"; },
+                             parse_model_aliases("gpt-3.5-turbo=gemma", {"SmolLM2", "gemma"}));
+  const json list = json::parse(openai::model_list_json(catalog, 5));
+  ASSERT_EQ(list["data"].size(), 3u);
+  EXPECT_EQ(list["data"][0]["root"], "SmolLM2");
+  EXPECT_EQ(list["data"][2]["id"], "gpt-3.5-turbo");
+  EXPECT_EQ(list["data"][2]["root"], "gemma");
+  EXPECT_EQ(list["data"][2]["loaded"], true);  // its model's state
+  ASSERT_NE(catalog.find("gpt-3.5-turbo"), nullptr);
+  EXPECT_EQ(catalog.find("gpt-3.5-turbo")->text->info().name, "gemma");
+  EXPECT_EQ(catalog.find("gpt-4"), nullptr);
+  const json one =
+      json::parse(openai::model_json(catalog, "gpt-3.5-turbo", *catalog.find("gpt-3.5-turbo"), 5));
+  EXPECT_EQ(one["id"], "gpt-3.5-turbo");
+  EXPECT_EQ(one["root"], "gemma");
+}
+
+TEST(OpenAiAnswer, BadAliasesAreRefusedWithThePairNamed) {
+  const std::vector<std::string> served{"SmolLM2", "gemma"};
+  EXPECT_EQ(parse_model_aliases("", served).size(), 0u);
+  EXPECT_EQ(parse_model_aliases("a=SmolLM2, Qwen/Qwen2.5-7B-Instruct=gemma", served).size(), 2u);
+  for (const char* bad : {"nomodel", "x=unknown", "SmolLM2=gemma", "a=SmolLM2,a=gemma", "=gemma",
+                          "a b=gemma", "a="}) {
+    EXPECT_THROW(parse_model_aliases(bad, served), std::invalid_argument) << bad;
+  }
+  try {
+    parse_model_aliases("gpt-4=llama", served);
+    ADD_FAILURE();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("gpt-4=llama"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("SmolLM2, gemma"), std::string::npos);
+  }
 }
 
 

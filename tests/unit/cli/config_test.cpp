@@ -158,6 +158,17 @@ TEST_F(ConfigTest, FileBeatsDefault) {
   EXPECT_EQ(c.config_file, file);
 }
 
+TEST_F(ConfigTest, AListFlagRepeatsAndAFileGivesItAsAnArray) {
+  EXPECT_EQ(serve({"serve", "--model-alias", "a=m", "--model-alias", "b=m,c=m"}).model_alias,
+            "a=m,b=m,c=m");
+  EXPECT_EQ(serve({"serve"}, {{"LLMQ_MODEL_ALIAS", "a=m,b=m"}}).model_alias, "a=m,b=m");
+  const std::string file = write("a.toml", "model_alias = [\"gpt-3.5-turbo=m\", \"davinci-002=m\"]\n");
+  EXPECT_EQ(serve({"serve", "--config", file}).model_alias, "gpt-3.5-turbo=m,davinci-002=m");
+  EXPECT_EQ(serve({"serve", "--config", file, "--model-alias", "x=m"}).model_alias, "x=m");
+  // Other flags keep "the last one wins".
+  EXPECT_EQ(serve({"serve", "--port", "1", "--port", "2"}).port, 2);
+}
+
 TEST_F(ConfigTest, EnvironmentBeatsFile) {
   const std::string file = write("a.toml", "ctx-size = 2048\n");
   EXPECT_EQ(serve({"serve", "--config", file}, {{"LLMQ_CTX_SIZE", "1024"}}).ctx_size, 1024);
