@@ -24,19 +24,22 @@ double burst_of(const ClientLimits& l) { return l.burst > 0 ? l.burst : std::max
 Admission::Admission(AdmissionOptions options) : options_(std::move(options)) {}
 
 Admission::Ticket::Ticket(Ticket&& other) noexcept
-    : owner_(std::exchange(other.owner_, nullptr)), client_(std::move(other.client_)) {}
+    : owner_(std::exchange(other.owner_, nullptr)),
+      client_(std::move(other.client_)),
+      jobs_(other.jobs_) {}
 
 Admission::Ticket& Admission::Ticket::operator=(Ticket&& other) noexcept {
   if (this != &other) {
-    if (owner_ != nullptr) owner_->release(client_);
+    if (owner_ != nullptr) owner_->release(client_, jobs_);
     owner_ = std::exchange(other.owner_, nullptr);
     client_ = std::move(other.client_);
+    jobs_ = other.jobs_;
   }
   return *this;
 }
 
 Admission::Ticket::~Ticket() {
-  if (owner_ != nullptr) owner_->release(client_);
+  if (owner_ != nullptr) owner_->release(client_, jobs_);
 }
 
 std::variant<Admission::Ticket, Refusal> Admission::admit_client(
@@ -80,10 +83,30 @@ std::variant<Admission::Ticket, Refusal> Admission::admit_client(
   return Ticket{this, client};
 }
 
-void Admission::release(const std::string& client) {
+void Admission::release(const std::string& client, std::int32_t jobs) {
   std::lock_guard lock(mutex_);
-  if (auto it = clients_.find(client); it != clients_.end() && it->second.in_flight > 0)
-    --it->second.in_flight;
+  if (auto it = clients_.find(client); it != clients_.end())
+    it->second.in_flight = std::max(0, it->second.in_flight - jobs);
+}
+
+std::optional<Refusal> Admission::add_jobs(Ticket& ticket, std::int32_t extra) {
+  if (ticket.owner_ != this || extra <= 0) return std::nullopt;  // a client without limits
+  std::lock_guard lock(mutex_);
+  const auto it = clients_.find(ticket.client_);
+  if (it == clients_.end()) return std::nullopt;
+  ClientState& state = it->second;
+  const std::int32_t limit = state.limits.max_concurrent;
+  if (limit > 0 && state.in_flight + extra > limit) {
+    const auto service = mean_service_ms_locked();
+    return Refusal{429, "rate_limited",
+                   "this request's " + std::to_string(extra + 1) + " choices count as as many jobs; " +
+                       "with the " + std::to_string(state.in_flight) +
+                       " this client has in flight, that passes its limit of " + std::to_string(limit),
+                   ceil_seconds(service ? *service / 1000 : 1)};
+  }
+  state.in_flight += extra;
+  ticket.jobs_ += extra;
+  return std::nullopt;
 }
 
 void Admission::forget_idle_locked(Clock::time_point now) {

@@ -66,13 +66,19 @@ class Admission {
     ~Ticket();
 
    private:
+    friend class Admission;
     Admission* owner_ = nullptr;
     std::string client_;
+    std::int32_t jobs_ = 1;  // jobs it holds of its client's max_concurrent
   };
 
   // The client's limits (its own, or the default): a ticket to go on, or why not.
   std::variant<Ticket, Refusal> admit_client(const std::string& client,
                                              const std::optional<ClientLimits>& own_limits);
+
+  // A request with n choices is n jobs: the ticket's client holds `extra` more, within its
+  // max_concurrent, or the refusal (429 rate_limited) when that would pass it.
+  std::optional<Refusal> add_jobs(Ticket& ticket, std::int32_t extra);
 
   // A refusal when `jobs_ahead` waiting jobs would keep a new one past `deadline_in`.
   std::optional<Refusal> check_wait(std::int64_t jobs_ahead,
@@ -97,7 +103,7 @@ class Admission {
     ClientLimits limits;
   };
 
-  void release(const std::string& client);
+  void release(const std::string& client, std::int32_t jobs);
   std::optional<double> mean_service_ms_locked() const;
   void forget_idle_locked(Clock::time_point now);
   void forget_least_recent_locked();

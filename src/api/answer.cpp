@@ -17,6 +17,7 @@ namespace {
 bhttp::status status_of(const ErrorEvent& e) {
   if (e.code == "deadline_exceeded") return bhttp::status::gateway_timeout;
   if (e.code == "shutting_down") return bhttp::status::service_unavailable;
+  if (e.code == "too_many_choices") return bhttp::status::bad_request;  // n over a worker's slots
   return bhttp::status::internal_server_error;
 }
 

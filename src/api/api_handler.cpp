@@ -169,7 +169,7 @@ std::variant<ApiHandler::Admitted, http::Response> ApiHandler::admit(
 
   const std::string_view key = request["Idempotency-Key"];
   if (key.empty() || options_.idempotency == nullptr) {
-    auto queued = queue_job(request, dialect, std::move(sink), refuse, record);
+    auto queued = queue_job(request, dialect, std::move(sink), refuse, record, ticket);
     if (auto* response = std::get_if<http::Response>(&queued)) return std::move(*response);
     return Admitted{std::get<JobPtr>(queued), std::move(ticket), nullptr, false};
   }
@@ -186,7 +186,7 @@ std::variant<ApiHandler::Admitted, http::Response> ApiHandler::admit(
       scope, std::string(key), request_digest(route_of(dialect), request.body()),
       [&](std::shared_ptr<Fanout> fanout) -> JobPtr {
         fanout->attach(sink);
-        auto queued = queue_job(request, dialect, fanout, refuse, record);
+        auto queued = queue_job(request, dialect, fanout, refuse, record, ticket);
         if (auto* response = std::get_if<http::Response>(&queued)) {
           refused = std::move(*response);
           return nullptr;
@@ -209,7 +209,7 @@ std::variant<ApiHandler::Admitted, http::Response> ApiHandler::admit(
 std::variant<JobPtr, http::Response> ApiHandler::queue_job(
     const http::Request& request, Dialect dialect, std::shared_ptr<JobSink> sink,
     const std::function<http::Response(const ApiError&, std::int64_t)>& refuse,
-    telemetry::RequestRecord& record) const {
+    telemetry::RequestRecord& record, Admission::Ticket& ticket) const {
   const ModelCatalog* models = state_.models.load();
   ParseResult parsed = parse_request(request.body(), options_.parse_limits, dialect);
   if (auto* err = std::get_if<ApiError>(&parsed)) return refuse(*err, 0);
@@ -218,6 +218,10 @@ std::variant<JobPtr, http::Response> ApiHandler::queue_job(
   ValidatedRequest validated = std::move(std::get<ValidatedRequest>(prompt));
   record.model = validated.model;
   record.user = validated.params.user;
+  if (options_.admission != nullptr && validated.params.n > 1) {
+    if (auto refusal = options_.admission->add_jobs(ticket, validated.params.n - 1))
+      return refuse({refusal->status, refusal->code, refusal->message, {}}, refusal->retry_after_s);
+  }
 
   const std::int64_t timeout_ms = validated.params.timeout_ms.value_or(options_.default_timeout_ms);
   std::optional<Clock::time_point> deadline;
@@ -281,7 +285,7 @@ awaitable<void> ApiHandler::submit(const http::Request& request, http::Exchange&
                                 std::chrono::duration_cast<std::chrono::seconds>(
                                     record.at.time_since_epoch()).count(),
                                 job->request().model, params.include_usage,
-                                params.top_logprobs.has_value());
+                                params.top_logprobs.has_value(), params.n);
   // Named awaitables: see the GCC 12 note in handle().
   AnswerBody body = [&](const GatheredOutput& output, const DoneEvent& done) {
     if (dialect == Dialect::openai_embedding) {

@@ -98,11 +98,13 @@ class ApiHandler final : public http::Handler {
   std::variant<Admission::Ticket, Refusal> admit_client(const http::Request& request,
                                                           const http::Exchange& exchange,
                                                           telemetry::RequestRecord& record) const;
-  // Validates the body and queues a new job with `sink` (or says why not).
+  // Validates the body and queues a new job with `sink` (or says why not). A job of n choices
+  // holds n of its client's jobs on `ticket`.
   std::variant<JobPtr, http::Response> queue_job(const http::Request& request, Dialect dialect,
                                                  std::shared_ptr<JobSink> sink,
                                                  const std::function<http::Response(const ApiError&, std::int64_t)>& refuse,
-                                                 telemetry::RequestRecord& record) const;
+                                                 telemetry::RequestRecord& record,
+                                                 Admission::Ticket& ticket) const;
   // Ships the request's document once its outcome is final (never blocks: see EventSink).
   void record_request(telemetry::RequestRecord& record, Clock::time_point began, int status) const;
   // The same for a refusal, which the per-reason document rate may leave out.

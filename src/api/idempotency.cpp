@@ -1,6 +1,7 @@
 #include "api/idempotency.h"
 
 #include <algorithm>
+#include <optional>
 #include <variant>
 
 #include "util/sha256.h"
@@ -27,25 +28,33 @@ bool is_last(const JobEvent& event) {
   return std::holds_alternative<DoneEvent>(event) || std::holds_alternative<ErrorEvent>(event);
 }
 
-// A finished job's events as a late client needs them: every event but the tokens, and the
-// tokens' texts as one token event in their place.
+// A finished job's events as a late client needs them: every event but the tokens, and each
+// choice's texts as one token event in their place.
 std::vector<JobEvent> compacted(std::vector<JobEvent> events) {
   std::vector<JobEvent> out;
-  std::optional<TokenEvent> text;
+  std::vector<std::optional<TokenEvent>> texts;  // by choice
+  const auto flush = [&] {
+    for (std::optional<TokenEvent>& text : texts)
+      if (text) out.emplace_back(std::move(*text));
+    texts.clear();
+  };
   for (JobEvent& event : events) {
     if (auto* token = std::get_if<TokenEvent>(&event)) {
+      const auto choice = static_cast<std::size_t>(token->choice);
+      if (texts.size() <= choice) texts.resize(choice + 1);
+      std::optional<TokenEvent>& text = texts[choice];
       if (!text) {
-        text = TokenEvent{0, std::move(token->text), {}, std::move(token->logprobs)};
+        text = TokenEvent{0, std::move(token->text), {}, std::move(token->logprobs), token->choice};
       } else {
         text->text += token->text;
         for (LogprobEntry& entry : token->logprobs) text->logprobs.push_back(std::move(entry));
       }
       continue;
     }
-    if (text && is_last(event)) out.emplace_back(std::move(*text)), text.reset();
+    if (is_last(event)) flush();
     out.push_back(std::move(event));
   }
-  if (text) out.emplace_back(std::move(*text));
+  flush();
   return out;
 }
 

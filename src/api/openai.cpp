@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <utility>
@@ -35,6 +36,12 @@ json openai_usage(const Usage& usage) {
           {"prompt_tokens_details", {{"cached_tokens", usage.cached_tokens}}}};
 }
 
+// A choice's finish reason: its own with n > 1, else the job's.
+const std::string& finish_reason_of(const DoneEvent& done, std::size_t choice) {
+  return choice < done.choice_finish_reasons.size() ? done.choice_finish_reasons[choice]
+                                                    : done.finish_reason;
+}
+
 }  // namespace
 
 std::string error_json(const ApiError& error) {
@@ -49,15 +56,16 @@ std::string error_json(const ApiError& error) {
 }
 
 Completion::Completion(Dialect dialect, std::string_view request_id, std::int64_t created,
-                       std::string model, bool include_usage, bool logprobs)
+                       std::string model, bool include_usage, bool logprobs, std::int32_t choices)
     : dialect_(dialect),
       id_((dialect == Dialect::openai_chat ? "chatcmpl-" : "cmpl-") + std::string(request_id)),
       created_(created),
       model_(std::move(model)),
       include_usage_(include_usage),
-      logprobs_(logprobs) {}
+      logprobs_(logprobs),
+      text_offsets_(static_cast<std::size_t>(std::max(choices, 1)), 0) {}
 
-json Completion::choice_logprobs(const std::vector<LogprobEntry>& entries) {
+json Completion::choice_logprobs(const std::vector<LogprobEntry>& entries, std::int32_t choice) {
   if (!logprobs_) return nullptr;
   if (dialect_ == Dialect::openai_chat) {
     json content = json::array();
@@ -75,8 +83,9 @@ json Completion::choice_logprobs(const std::vector<LogprobEntry>& entries) {
     json top = json::object();
     for (const json& alt : e["top_logprobs"]) top[alt["token"].get<std::string>()] = alt["logprob"];
     top_logprobs.push_back(std::move(top));
-    text_offset.push_back(text_offset_);
-    text_offset_ += static_cast<std::int64_t>(entry.token.size());
+    std::int64_t& offset = text_offsets_[static_cast<std::size_t>(choice)];
+    text_offset.push_back(offset);
+    offset += static_cast<std::int64_t>(entry.token.size());
   }
   return {{"tokens", std::move(tokens)},
           {"token_logprobs", std::move(token_logprobs)},
@@ -86,21 +95,25 @@ json Completion::choice_logprobs(const std::vector<LogprobEntry>& entries) {
 
 std::string Completion::opening() const {
   if (dialect_ != Dialect::openai_chat) return {};
-  json chunk = {{"id", id_},
-                {"object", "chat.completion.chunk"},
-                {"created", created_},
-                {"model", model_},
-                {"choices", json::array({{{"index", 0},
-                                          {"delta", {{"role", "assistant"}, {"content", ""}}},
-                                          {"logprobs", nullptr},
-                                          {"finish_reason", nullptr}}})}};
-  if (include_usage_) chunk["usage"] = nullptr;
-  return frame(chunk);
+  std::string out;
+  for (std::size_t index = 0; index < text_offsets_.size(); ++index) {
+    json chunk = {{"id", id_},
+                  {"object", "chat.completion.chunk"},
+                  {"created", created_},
+                  {"model", model_},
+                  {"choices", json::array({{{"index", index},
+                                            {"delta", {{"role", "assistant"}, {"content", ""}}},
+                                            {"logprobs", nullptr},
+                                            {"finish_reason", nullptr}}})}};
+    if (include_usage_) chunk["usage"] = nullptr;
+    out += frame(chunk);
+  }
+  return out;
 }
 
 std::string Completion::delta(const TokenEvent& token) {
   const std::string& text = token.text;
-  json choice = {{"index", 0}};
+  json choice = {{"index", token.choice}};
   json chunk = {{"id", id_}};
   if (dialect_ == Dialect::openai_chat) {
     chunk["object"] = "chat.completion.chunk";
@@ -109,7 +122,7 @@ std::string Completion::delta(const TokenEvent& token) {
     chunk["object"] = "text_completion";
     choice["text"] = text;
   }
-  choice["logprobs"] = choice_logprobs(token.logprobs);
+  choice["logprobs"] = choice_logprobs(token.logprobs, token.choice);
   choice["finish_reason"] = nullptr;
   chunk["created"] = created_;
   chunk["model"] = model_;
@@ -122,21 +135,24 @@ std::string Completion::delta(const TokenEvent& token) {
 std::string Completion::ending(const DoneEvent& done) const {
   const bool chat = dialect_ == Dialect::openai_chat;
   const char* object = chat ? "chat.completion.chunk" : "text_completion";
-  json choice = {{"index", 0}};
-  if (chat) {
-    choice["delta"] = json::object();
-  } else {
-    choice["text"] = "";
+  std::string out;
+  for (std::size_t index = 0; index < text_offsets_.size(); ++index) {
+    json choice = {{"index", index}};
+    if (chat) {
+      choice["delta"] = json::object();
+    } else {
+      choice["text"] = "";
+    }
+    choice["logprobs"] = nullptr;
+    choice["finish_reason"] = finish_reason_of(done, index);
+    json last = {{"id", id_},
+                 {"object", object},
+                 {"created", created_},
+                 {"model", model_},
+                 {"choices", json::array({std::move(choice)})}};
+    if (include_usage_) last["usage"] = nullptr;
+    out += frame(last);
   }
-  choice["logprobs"] = nullptr;
-  choice["finish_reason"] = done.finish_reason;
-  json last = {{"id", id_},
-               {"object", object},
-               {"created", created_},
-               {"model", model_},
-               {"choices", json::array({std::move(choice)})}};
-  if (include_usage_) last["usage"] = nullptr;
-  std::string out = frame(last);
   if (include_usage_) {
     out += frame({{"id", id_},
                   {"object", object},
@@ -157,19 +173,29 @@ std::string Completion::stream_error(const ApiError& error) {
 std::string Completion::ping() { return ": ping\n\n"; }
 
 std::string Completion::whole(const GatheredOutput& tokens, const DoneEvent& done) {
-  json choice = {{"index", 0}};
-  if (dialect_ == Dialect::openai_chat) {
-    choice["message"] = {{"role", "assistant"}, {"content", tokens.text}};
-  } else {
-    choice["text"] = tokens.text;
+  json choices = json::array();
+  for (std::size_t index = 0; index < text_offsets_.size(); ++index) {
+    static const ChoiceOutput kNone;
+    const bool first = index == 0;
+    const ChoiceOutput& other =
+        first || index > tokens.other_choices.size() ? kNone : tokens.other_choices[index - 1];
+    const std::string& text = first ? tokens.text : other.text;
+    json choice = {{"index", index}};
+    if (dialect_ == Dialect::openai_chat) {
+      choice["message"] = {{"role", "assistant"}, {"content", text}};
+    } else {
+      choice["text"] = text;
+    }
+    choice["logprobs"] = choice_logprobs(first ? tokens.logprobs : other.logprobs,
+                                         static_cast<std::int32_t>(index));
+    choice["finish_reason"] = finish_reason_of(done, index);
+    choices.push_back(std::move(choice));
   }
-  choice["logprobs"] = choice_logprobs(tokens.logprobs);
-  choice["finish_reason"] = done.finish_reason;
   return dump({{"id", id_},
                {"object", dialect_ == Dialect::openai_chat ? "chat.completion" : "text_completion"},
                {"created", created_},
                {"model", model_},
-               {"choices", json::array({std::move(choice)})},
+               {"choices", std::move(choices)},
                {"usage", openai_usage(done.usage)},
                {"timings", timings_json(done.timings)}});
 }

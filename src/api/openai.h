@@ -31,20 +31,22 @@ std::string error_json(const ApiError& error);
 class Completion {
  public:
   // `request_id`: the job's id; `created`: unix seconds of its arrival; `logprobs`: whether the
-  // request asked for log-probabilities (the choices then carry them).
+  // request asked for log-probabilities (the choices then carry them); `choices`: its n.
   Completion(Dialect dialect, std::string_view request_id, std::int64_t created, std::string model,
-             bool include_usage, bool logprobs = false);
+             bool include_usage, bool logprobs = false, std::int32_t choices = 1);
 
   // The answer's id: "chatcmpl-<request id>" or "cmpl-<request id>".
   const std::string& id() const { return id_; }
 
   // --- streaming: each returns one SSE frame ("data: {…}\n\n") ---
-  // The chat stream's first chunk: the assistant role with empty content. Empty for /v1/completions.
+  // The chat stream's first chunks: the assistant role with empty content, one per choice.
+  // Empty for /v1/completions.
   std::string opening() const;
   // A piece of the answer (and its tokens' log-probabilities). Not const: /v1/completions
   // counts text offsets across the stream.
   std::string delta(const TokenEvent& token);
-  // The chunk carrying the finish reason, then (with include_usage) the usage chunk, then [DONE].
+  // The chunks carrying each choice's finish reason, then (with include_usage) the usage chunk,
+  // then [DONE].
   std::string ending(const DoneEvent& done) const;
   // An error after the stream began: a frame with the error body; the stream ends there.
   static std::string stream_error(const ApiError& error);
@@ -57,7 +59,8 @@ class Completion {
  private:
   // A choice's `logprobs`: null when not asked; chat's {"content": [...]} or the legacy
   // {"tokens", "token_logprobs", "top_logprobs", "text_offset"} of /v1/completions.
-  nlohmann::ordered_json choice_logprobs(const std::vector<LogprobEntry>& entries);
+  nlohmann::ordered_json choice_logprobs(const std::vector<LogprobEntry>& entries,
+                                         std::int32_t choice);
 
   Dialect dialect_;
   std::string id_;
@@ -65,7 +68,8 @@ class Completion {
   std::string model_;
   bool include_usage_;
   bool logprobs_;
-  std::int64_t text_offset_ = 0;  // bytes of answer text the legacy logprobs have covered
+  // Per choice (their number is n): bytes of answer text the legacy logprobs have covered.
+  std::vector<std::int64_t> text_offsets_;
 };
 
 // The answer of POST /v1/embeddings: {"object":"list","data":[{"object":"embedding","index",

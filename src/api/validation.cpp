@@ -265,13 +265,17 @@ MaybeError refuse_unsupported(const json& body, const char* name, bool (*off)(co
   return bad_field(name, "unsupported", std::string(name) + " is not supported by llmq");
 }
 
-MaybeError parse_openai_fields(const json& body, ParsedRequest& req) {
-  std::int64_t n = 0;
+MaybeError parse_openai_fields(const json& body, const ParseLimits& limits, ParsedRequest& req) {
   if (const json* v = find_field(body, "n")) {
-    if (auto e = read_integer(*v, "n", 1, 1, n)) {
-      return bad_field("n", e->code == "out_of_range" ? "unsupported" : e->code,
-                       "n must be 1: llmq generates one choice per request");
+    std::int64_t n = 0;
+    if (auto e = read_integer(*v, "n", 1, limits.max_choices, n)) {
+      if (e->code == "out_of_range") {
+        e->message += " (the choices are decoded side by side, one slot each; this server has " +
+                      std::to_string(limits.max_choices) + " for one request)";
+      }
+      return e;
     }
+    req.n = static_cast<std::int32_t>(n);
   }
   if (const json* v = find_field(body, "stream_options")) {
     if (!v->is_object()) {
@@ -327,7 +331,7 @@ ParseResult parse_request(std::string_view body, const ParseLimits& limits, Dial
     // OpenAI's defaults: an answer in one piece, sampled at temperature 1.
     req.stream = false;
     req.sampling.temperature = 1.0;
-    if (auto e = parse_openai_fields(doc, req)) return std::move(*e);
+    if (auto e = parse_openai_fields(doc, limits, req)) return std::move(*e);
   }
   if (auto e = parse_input(doc, req)) return std::move(*e);
   if (auto e = parse_model(doc, req)) return std::move(*e);

@@ -17,12 +17,13 @@ namespace llmq {
 struct ParseLimits {
   std::int32_t default_max_tokens = 256;  // used when the body has no max_tokens
   std::int64_t max_timeout_ms = 24LL * 3600 * 1000;
+  std::int32_t max_choices = kMaxChoices;  // OpenAI's `n`: at most this many (1 … kMaxChoices)
 };
 
 using ParseResult = std::variant<ParsedRequest, ApiError>;
 
 // `dialect` picks the route's rules: the native route's, or OpenAI's (its defaults: stream
-// false and temperature 1; its fields n, stream_options, user; its features llmq lacks refused
+// false and temperature 1; its fields n (up to limits.max_choices), stream_options, user; its features llmq lacks refused
 // with code "unsupported" unless set to their off value).
 ParseResult parse_request(std::string_view body, const ParseLimits& limits = {},
                           Dialect dialect = Dialect::native);

@@ -1,5 +1,6 @@
 #include "cli/scale_out.h"
 
+#include <algorithm>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -177,7 +178,8 @@ int run_gateway(const ServeConfig& config) {
   AuthThrottle auth_throttle;
   IdempotencyStore idempotency(IdempotencyOptions{.ttl = std::chrono::seconds(config.idempotency_ttl_s)});
   ApiHandler handler(state, ApiOptions{milliseconds(config.ping_interval_ms), config.timeout_ms,
-                                       ParseLimits{config.default_max_tokens}, &metrics, documents.get(),
+                                       ParseLimits{.default_max_tokens = config.default_max_tokens,
+                                                   .max_choices = std::min(kMaxChoices, config.slots)}, &metrics, documents.get(),
                                        origin, static_cast<std::size_t>(config.max_stream_buffer_bytes),
                                        &admission, &api_keys, &idempotency, &identity, &auth_throttle,
                                        &refusal_documents, side.cors});

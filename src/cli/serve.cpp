@@ -1,5 +1,6 @@
 #include "cli/serve.h"
 
+#include <algorithm>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -54,7 +55,8 @@ int run_serve(const ServeConfig& config) {
   IdempotencyStore idempotency(
       IdempotencyOptions{.ttl = std::chrono::seconds(config.idempotency_ttl_s)});
   ApiHandler handler(state, ApiOptions{std::chrono::milliseconds(config.ping_interval_ms),
-                                       config.timeout_ms, ParseLimits{config.default_max_tokens},
+                                       config.timeout_ms, ParseLimits{.default_max_tokens = config.default_max_tokens,
+                                                   .max_choices = std::min(kMaxChoices, config.slots)},
                                        &metrics, documents.get(), origin,
                                        static_cast<std::size_t>(config.max_stream_buffer_bytes),
                                        &admission, &api_keys, &idempotency, &identity,

@@ -100,6 +100,9 @@ void Scheduler::run(const std::stop_token& stop) {
   }
   retries_.clear();
   retrying_.store(0);
+  if (held_) held_->job->emit(ErrorEvent{"shutting_down", "the server is shutting down"});
+  held_.reset();
+  holding_.store(0);
 }
 
 std::optional<Scheduler::Retry> Scheduler::due_retry(Clock::time_point now) {
@@ -111,11 +114,17 @@ std::optional<Scheduler::Retry> Scheduler::due_retry(Clock::time_point now) {
 }
 
 void Scheduler::retry_or_fail(Slot& slot) {
-  // After a failed decode the sequence's cells are not to be trusted: no later job reuses them.
-  engine_.clear_slot(slot.id);
-  slot.cache.clear();
+  // After a failed decode the sequences' cells are not to be trusted: no later job reuses them.
+  // Every slot of the job (its choices) goes, and comes back together, or fails together.
+  std::int64_t events_sent = 0;
+  for (auto& other : slots_) {
+    if (other->job != slot.job) continue;
+    engine_.clear_slot(other->id);
+    other->cache.clear();
+    events_sent += other->events_sent;
+  }
   const int attempt = slot.attempt;
-  if (slot.events_sent > 0) {
+  if (events_sent > 0) {
     fail(slot, "engine_failure", "the model could not decode the batch (output was sent: not retried)");
     return;
   }
@@ -133,7 +142,9 @@ void Scheduler::retry_or_fail(Slot& slot) {
                slot.job->id(), slot.id, attempt, options_.max_attempts, wait.count());
   if (options_.metrics != nullptr) options_.metrics->job_retries().inc();
   retrying_.fetch_add(1);  // before release() lets busy_slots_ fall: held_jobs() never dips
-  JobPtr job = release(slot);
+  JobPtr job = slot.job;
+  for (auto& other : slots_)
+    if (other->job == job) release(*other);
   retries_.push_back(Retry{Clock::now() + wait, std::move(job), attempt + 1});
 }
 
@@ -147,11 +158,24 @@ void Scheduler::fill_free_slots(bool may_block) {
   std::size_t embedding_tokens = 0;
   while (has_free()) {
     const Clock::time_point now = Clock::now();
+    if (held_) {  // a job of n choices, first in line until n slots are free
+      if (!may_start(*held_->job, now)) {
+        held_.reset();
+        holding_.store(0);
+        continue;
+      }
+      if (!begin(held_->job, held_->attempt)) break;
+      held_.reset();
+      holding_.store(0);  // after begin counted it busy: held_jobs() never dips
+      continue;
+    }
     if (std::optional<Retry> retry = due_retry(now)) {
       may_block = false;
-      Slot& slot = slot_for(retry->job->request().prompt_tokens);
-      start_job(slot, std::move(retry->job), retry->attempt);
-      retrying_.fetch_sub(1);  // after start_job counted it busy: held_jobs() never dips
+      if (!begin(retry->job, retry->attempt)) {
+        holding_.store(1);
+        held_ = std::move(retry);
+      }
+      retrying_.fetch_sub(1);  // after begin counted it busy (or held): held_jobs() never dips
       continue;
     }
     auto wait = may_block ? kIdleWait : std::chrono::milliseconds(0);
@@ -169,9 +193,11 @@ void Scheduler::fill_free_slots(bool may_block) {
       if (embedding_tokens >= kEmbedBatchTokens) break;
       continue;
     }
-    Slot& slot = slot_for((*popped)->request().prompt_tokens);
-    start_job(slot, std::move(*popped));
-    jobs_taken_.fetch_add(1);  // after start_job counted it busy (see jobs_taken())
+    if (!begin(*popped, 1)) {
+      holding_.store(1);
+      held_ = Retry{now, std::move(*popped), 1};
+    }
+    jobs_taken_.fetch_add(1);  // after begin counted it busy or held (see jobs_taken())
   }
   if (!embeddings.empty()) run_embeddings(embeddings);
 }
@@ -300,7 +326,7 @@ std::vector<BatchEntry> Scheduler::build_batch() {
   std::vector<Slot*> waiting;
   for (auto& slot : slots_) {
     slot->batch_index = -1;
-    if (!slot->busy()) continue;
+    if (!slot->busy() || slot->awaiting_fork()) continue;
     if (slot->prefilling()) {
       waiting.push_back(slot.get());
     } else {
@@ -327,7 +353,7 @@ std::vector<BatchEntry> Scheduler::build_batch() {
   std::vector<BatchEntry> batch;
   batch.reserve(taken);
   for (auto& slot : slots_) {
-    if (!slot->busy()) continue;
+    if (!slot->busy() || slot->awaiting_fork()) continue;
     if (!slot->prefilling()) {
       slot->batch_index = static_cast<std::int32_t>(batch.size());
       slot->cache.push_back(slot->last);
@@ -350,6 +376,7 @@ std::vector<BatchEntry> Scheduler::build_batch() {
 }
 
 std::size_t Scheduler::consume_logits() {
+  fork_choices();
   std::size_t sampled = 0;
   for (auto& slot : slots_) {
     if (!slot->busy() || slot->batch_index < 0) continue;
@@ -358,7 +385,9 @@ std::size_t Scheduler::consume_logits() {
     const Clock::time_point now = Clock::now();
     if (slot->generated == 0) {
       slot->first_token = now;
-      if (model_metrics_) model_metrics_->ttft.observe(seconds_between(slot->started, now));
+      // A job's time to first token, once: its first choice's (the others' come with it).
+      if (model_metrics_ && slot->choice == 0)
+        model_metrics_->ttft.observe(seconds_between(slot->started, now));
     } else if (model_metrics_) {
       model_metrics_->inter_token.observe(seconds_between(slot->last_token, now));
     }
@@ -383,8 +412,8 @@ void Scheduler::emit_token(Slot& slot, Token token, Clock::time_point sampled) {
   if (engine_.is_end_of_generation(token)) return finish(slot, "stop");
   TextStream::Output out = slot.text.push(engine_.token_piece(token));
   if (!out.text.empty()) {
-    slot.job->emit(
-        TokenEvent{slot.events_sent++, std::move(out.text), sampled, std::exchange(slot.logprobs, {})});
+    slot.job->emit(TokenEvent{slot.events_sent++, std::move(out.text), sampled,
+                              std::exchange(slot.logprobs, {}), slot.choice});
   }
   if (out.stopped) return finish(slot, "stop");
   const bool at_max = slot.generated >= slot.job->request().params.max_tokens;
@@ -396,10 +425,12 @@ void Scheduler::emit_token(Slot& slot, Token token, Clock::time_point sampled) {
 void Scheduler::finish(Slot& slot, const char* finish_reason) {
   std::string rest = slot.text.finish();
   if (!rest.empty()) {
-    slot.job->emit(TokenEvent{slot.events_sent++, std::move(rest), {}, std::exchange(slot.logprobs, {})});
+    slot.job->emit(TokenEvent{slot.events_sent++, std::move(rest), {},
+                              std::exchange(slot.logprobs, {}), slot.choice});
   }
   // The entries of tokens whose text never went out (a stop string's) go with it.
   slot.logprobs.clear();
+  if (slot.group) return finish_choice(slot, finish_reason);
   const Clock::time_point now = Clock::now();
   DoneEvent done;
   done.finish_reason = finish_reason;
@@ -428,21 +459,30 @@ void Scheduler::finish(Slot& slot, const char* finish_reason) {
 
 void Scheduler::fail(Slot& slot, const char* code, const std::string& message) {
   spdlog::warn("job {} failed on slot {}: {} ({})", slot.job->id(), slot.id, code, message);
-  const JobPtr job = release(slot);
+  const JobPtr job = slot.job;  // every choice of it ends
+  for (auto& other : slots_)
+    if (other->job == job) release(*other);
   job->emit(ErrorEvent{code, message});
 }
 
 JobPtr Scheduler::release(Slot& slot) {
   // Tokens are counted for every job that held a slot, whatever its end: they cost the work.
   if (model_metrics_) {
-    model_metrics_->prompt_tokens.inc(static_cast<double>(slot.prompt_done));
+    // A later choice's prompt cells are its leader's: counted once.
+    if (!slot.shares_prompt) {
+      model_metrics_->prompt_tokens.inc(static_cast<double>(slot.prompt_done));
+      model_metrics_->cache_hit_tokens.inc(static_cast<double>(slot.cached));
+    }
     model_metrics_->generated_tokens.inc(slot.generated);
-    model_metrics_->cache_hit_tokens.inc(static_cast<double>(slot.cached));
   }
   // The KV cells stay: the next job that shares a prefix with `cache` starts after it.
   slot.last_used = Clock::now();
   slot.sampler.reset();
   slot.batch_index = -1;
+  slot.choice = 0;
+  slot.leader = nullptr;
+  slot.group.reset();
+  slot.shares_prompt = false;
   busy_slots_.fetch_sub(1);
   return std::exchange(slot.job, nullptr);
 }

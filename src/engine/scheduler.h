@@ -77,7 +77,7 @@ class Scheduler {
   std::int32_t total_slots() const { return engine_.slots(); }
   // Jobs this scheduler holds: in a slot, or waiting out a retry's backoff. Any thread.
   std::int32_t held_jobs() const {
-    return busy_slots_.load() + retrying_.load() + embedding_jobs_.load();
+    return busy_slots_.load() + retrying_.load() + embedding_jobs_.load() + holding_.load();
   }
   // Jobs taken from the queue so far, each counted once it is in a slot (or ended there and then:
   // a cancelled or late one). Read before held_jobs(), and equal to the pops the queue handed
@@ -87,6 +87,7 @@ class Scheduler {
 
  private:
   struct Slot;
+  struct ChoiceGroup;
 
   void run(const std::stop_token& stop);
   void fill_free_slots(bool may_block);
@@ -97,7 +98,19 @@ class Scheduler {
   static bool may_start(Job& job, Clock::time_point now);
   // The free slot a job with this prompt should take (the longest cached prefix; see .cpp).
   Slot& slot_for(const std::vector<Token>& prompt);
+  // Starts a job taken from the queue (or a retry) in a free slot, or one per choice when it
+  // asks for n > 1. False, with nothing done, when fewer slots than that are free: the caller
+  // holds the job until they are.
+  bool begin(const JobPtr& job, int attempt);
   bool start_job(Slot& slot, JobPtr job, int attempt = 1);
+  // Choice `choice` of the job the leader slot started: waits for the leader's prompt.
+  bool start_choice(Slot& slot, Slot& leader, std::int32_t choice);
+  // The later choices whose leader decoded its prompt's last token in this step take a copy of
+  // its cells and sample their first token from the same logits.
+  void fork_choices();
+  // A choice of a job with n > 1 ended: `done` goes out once the last one has.
+  void finish_choice(Slot& slot, const char* finish_reason);
+  std::size_t free_slots() const;
   // Readies the slot's cache for the prompt: keeps the prefix they share, or copies a longer
   // one from another slot, and drops the rest. Returns the prompt tokens it holds.
   std::size_t reuse_prefix(Slot& slot, const std::vector<Token>& prompt);
@@ -134,6 +147,7 @@ class Scheduler {
     int attempt;           // the run it will be
   };
   std::vector<Retry> retries_;                // jobs waiting out a backoff; run() thread only
+  std::optional<Retry> held_;  // a job of n choices waiting for n free slots (it goes first)
   std::mt19937_64 rng_{std::random_device{}()};  // backoff jitter; run() thread only
   // Step costs (run() thread only), in seconds:
   std::optional<double> decode_step_s_;  // a plain decode step (moving average)
@@ -146,6 +160,7 @@ class Scheduler {
   std::atomic<std::int32_t> busy_slots_{0};   // slots holding a job, for readiness and metrics
   std::atomic<std::int32_t> retrying_{0};     // jobs in retries_
   std::atomic<std::int32_t> embedding_jobs_{0};  // in run_embeddings (they take no slot)
+  std::atomic<std::int32_t> holding_{0};      // 1 while held_ holds a job
   std::atomic<std::uint64_t> jobs_taken_{0};  // see jobs_taken()
   std::jthread thread_;                       // runs run()
 };

@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "engine/scheduler.h"
@@ -33,9 +35,28 @@ struct Scheduler::Slot {
   // behind (its prompt and answer) until the next job keeps the prefix it shares.
   std::vector<Token> cache;
   Clock::time_point last_used;           // when its latest job ended (which cache to give up)
+  // A job of n > 1 choices holds n slots: choice 0's prefills the prompt (the leader), the
+  // others wait for it and then copy its cells (fork_choices()).
+  std::int32_t choice = 0;               // which of its job's choices this slot decodes
+  Slot* leader = nullptr;                // while waiting for the prompt: the leader's slot
+  std::shared_ptr<ChoiceGroup> group;    // what the job's choices share; null when n == 1
+  bool shares_prompt = false;            // its prompt cells are the leader's (not counted twice)
 
   bool busy() const { return job != nullptr; }
   bool prefilling() const { return prompt_done < job->request().prompt_tokens.size(); }
+  // A later choice that has no prompt cells yet: it takes no part in a batch.
+  bool awaiting_fork() const { return leader != nullptr; }
+};
+
+// What the choices of one job share until the last of them ends.
+struct Scheduler::ChoiceGroup {
+  explicit ChoiceGroup(std::int32_t n) : finish_reasons(static_cast<std::size_t>(n)), running(n) {}
+  std::vector<std::string> finish_reasons;  // by choice; empty while it runs
+  std::int32_t running;                     // choices not ended yet
+  std::int64_t completion_tokens = 0;       // sampled by the ended choices
+  std::size_t cached = 0;                   // prompt tokens the leader found in the cache
+  Clock::time_point started;                // when the leader took the job
+  std::optional<Clock::time_point> first_token;  // the earliest first token of any choice
 };
 
 }  // namespace llmq

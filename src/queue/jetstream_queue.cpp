@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 namespace llmq {
@@ -232,7 +234,7 @@ void JetStreamQueue::apply(Tracked& t, WireEvent&& e) {
     }
     t.attempt = e.attempt;
     t.next_seq = 0;
-    t.next_index = 0;
+    std::ranges::fill(t.next_index, 0);
   }
   if (e.seq < t.next_seq) return;  // sent again, and had arrived
   t.last_heard = SteadyClock::now();
@@ -252,9 +254,15 @@ void JetStreamQueue::apply(Tracked& t, WireEvent&& e) {
     return;
   }
   if (auto* token = std::get_if<TokenEvent>(&e.event)) {
-    const auto index = static_cast<std::size_t>(t.next_index++);
-    if (index < t.sent.size()) {  // a rerun: the client has this piece already
-      if (t.sent[index] == token->text) {
+    const auto choice = static_cast<std::size_t>(token->choice);
+    if (t.sent.size() <= choice) {
+      t.sent.resize(choice + 1);
+      t.next_index.resize(choice + 1, 0);
+    }
+    std::vector<std::string>& sent = t.sent[choice];
+    const auto index = static_cast<std::size_t>(t.next_index[choice]++);
+    if (index < sent.size()) {  // a rerun: the client has this piece already
+      if (sent[index] == token->text) {
         ++counters_.tokens_suppressed;
         return;
       }
@@ -264,11 +272,11 @@ void JetStreamQueue::apply(Tracked& t, WireEvent&& e) {
                    e.attempt, index);
       finish(id, ErrorEvent{"rerun_diverged",
                             "the job ran again after its worker stopped, and the new run's text "
-                            "differs from the " + std::to_string(t.sent.size()) +
+                            "differs from the " + std::to_string(sent.size()) +
                                 " pieces already sent; those stay valid"});
       return;
     }
-    t.sent.push_back(token->text);
+    sent.push_back(token->text);
     token->index = static_cast<std::int64_t>(index);
     token->sampled = Clock::now();
     t.job->emit(std::move(e.event));

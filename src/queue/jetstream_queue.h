@@ -113,8 +113,10 @@ class JetStreamQueue final : public JobProducer {
     int attempt = 0;                 // the run whose events are followed (0: none yet)
     std::int64_t next_seq = 0;       // the next event number expected of that run
     std::string worker;              // who runs it
-    std::int64_t next_index = 0;     // the next token index of that run
-    std::vector<std::string> sent;   // the token texts the client has, by index
+    // Per choice (a request's n), the run's next token index and the token texts the client
+    // has, by index.
+    std::vector<std::int64_t> next_index = std::vector<std::int64_t>(1, 0);
+    std::vector<std::vector<std::string>> sent = std::vector<std::vector<std::string>>(1);
     std::chrono::steady_clock::time_point last_heard{};
     std::chrono::steady_clock::time_point last_resend{};
     int silent_checks = 0;           // quiet checks without an answer or progress

@@ -61,21 +61,37 @@ struct LogprobEntry {
 };
 
 struct TokenEvent {
-  std::int64_t index;       // 0-based index of this text piece in the stream
+  std::int64_t index;       // 0-based index of this text piece in its choice's stream
   std::string text;         // whole UTF-8 characters only
   std::chrono::steady_clock::time_point sampled{};  // when the worker sampled its last token
   std::vector<LogprobEntry> logprobs{};  // one per token whose text is in `text`, when asked
+  std::int32_t choice = 0;  // which of the request's n choices (0 … n-1) the piece belongs to
+};
+
+// One choice's text of a job answered without a stream.
+struct ChoiceOutput {
+  std::string text;
+  std::vector<LogprobEntry> logprobs;
 };
 
 // What a job produced, gathered into one answer (a request answered without a stream).
 struct GatheredOutput {
-  std::string text;
-  std::vector<LogprobEntry> logprobs;
+  std::string text;                   // choice 0's
+  std::vector<LogprobEntry> logprobs;  // choice 0's
   std::vector<std::vector<float>> embeddings{};  // by input index
+  std::vector<ChoiceOutput> other_choices{};     // choices 1 … n-1 (a request with n > 1)
 
   void add(TokenEvent& event) {
-    text += event.text;
-    for (LogprobEntry& entry : event.logprobs) logprobs.push_back(std::move(entry));
+    std::string* into_text = &text;
+    std::vector<LogprobEntry>* into_logprobs = &logprobs;
+    if (event.choice > 0) {
+      const auto at = static_cast<std::size_t>(event.choice - 1);
+      if (other_choices.size() <= at) other_choices.resize(at + 1);
+      into_text = &other_choices[at].text;
+      into_logprobs = &other_choices[at].logprobs;
+    }
+    *into_text += event.text;
+    for (LogprobEntry& entry : event.logprobs) into_logprobs->push_back(std::move(entry));
   }
   void add(EmbeddingEvent& event) {
     const auto at = static_cast<std::size_t>(event.index);
@@ -98,9 +114,10 @@ struct Timings {
 };
 
 struct DoneEvent {
-  std::string finish_reason;  // "stop", "length" or "cancelled"
-  Usage usage;
+  std::string finish_reason;  // "stop", "length" or "cancelled" (choice 0's, with n > 1)
+  Usage usage;                // with n > 1: the prompt once, the completions summed
   Timings timings;
+  std::vector<std::string> choice_finish_reasons{};  // with n > 1: each choice's, by index
 };
 
 struct ErrorEvent {

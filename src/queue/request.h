@@ -26,6 +26,9 @@ inline std::int32_t embed_input_limit(std::int32_t ctx_per_slot) {
   return tokens < 64 ? 64 : tokens / 64 * 64;
 }
 
+// The most choices (OpenAI's `n`) one request may ask for; a server may allow fewer (its slots).
+inline constexpr std::int32_t kMaxChoices = 8;
+
 struct ChatMessage {
   std::string role;     // "system", "user" or "assistant"
   std::string content;  // UTF-8 text
@@ -80,6 +83,8 @@ struct ParsedRequest {
   std::optional<OutputConstraint> constraint;      // structured output; absent: free text
   std::optional<std::int32_t> top_logprobs;        // set: every token carries its log-probability
                                                    // and this many alternatives (0 … 20)
+  std::int32_t n = 1;                              // choices decoded from the one prompt (OpenAI
+                                                   // routes; 1 … ParseLimits::max_choices)
   // An embedding request (/v1/embeddings): the texts to embed, instead of a prompt.
   std::vector<std::string> embed_inputs;
   bool embed_base64 = false;                       // encoding_format "base64"

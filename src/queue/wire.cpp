@@ -125,6 +125,7 @@ std::string encode_work(const WorkItem& w) {
   if (w.deadline_unix_ms) out["deadline_unix_ms"] = *w.deadline_unix_ms;
   if (p.keep_alive_ms) out["keep_alive_ms"] = *p.keep_alive_ms;
   if (p.top_logprobs) out["top_logprobs"] = *p.top_logprobs;
+  if (p.n > 1) out["n"] = p.n;
   if (w.request.is_embedding()) out["embed_tokens"] = w.request.embed_tokens;
   return out.dump(-1, ' ', false, json::error_handler_t::replace);
 }
@@ -163,6 +164,8 @@ std::variant<WorkItem, std::string> decode_work(std::string_view bytes) {
     p.top_logprobs = r.optional<std::int32_t>("top_logprobs");
     if (p.top_logprobs && (*p.top_logprobs < 0 || *p.top_logprobs > 20))
       throw std::invalid_argument("field top_logprobs is out of range");
+    p.n = r.optional<std::int32_t>("n").value_or(1);
+    if (p.n < 1 || p.n > kMaxChoices) throw std::invalid_argument("field n is out of range");
     w.reply_to = r.get<std::string>("reply_to");
     if (w.id.empty() || w.request.model.empty() || w.reply_to.empty())
       throw std::invalid_argument("id, model and reply_to must not be empty");
@@ -186,6 +189,7 @@ struct EventData {
   }
   json operator()(const TokenEvent& e) const {
     json out{{"i", e.index}, {"text", e.text}};
+    if (e.choice != 0) out["c"] = e.choice;
     if (!e.logprobs.empty()) {
       json& entries = out["logprobs"] = json::array();
       for (const LogprobEntry& entry : e.logprobs) entries.push_back(json(logprob_json(entry)));
@@ -196,7 +200,7 @@ struct EventData {
     return {{"index", e.index}, {"embedding", e.embedding}};
   }
   json operator()(const DoneEvent& e) const {
-    return {{"finish_reason", e.finish_reason},
+    json out{{"finish_reason", e.finish_reason},
             {"prompt_tokens", e.usage.prompt_tokens},
             {"completion_tokens", e.usage.completion_tokens},
             {"cached_tokens", e.usage.cached_tokens},
@@ -204,6 +208,8 @@ struct EventData {
             {"ttft_ms", e.timings.ttft_ms},
             {"total_ms", e.timings.total_ms},
             {"decode_tokens_per_s", e.timings.decode_tokens_per_s}};
+    if (!e.choice_finish_reasons.empty()) out["choice_finish_reasons"] = e.choice_finish_reasons;
+    return out;
   }
   json operator()(const ErrorEvent& e) const { return {{"code", e.code}, {"message", e.message}}; }
 };
@@ -214,7 +220,9 @@ JobEvent read_event(const std::string& name, const Reader& d) {
   if (name == "started")
     return StartedEvent{d.get<std::string>("worker"), d.get<std::int64_t>("queue_ms"), d.get<int>("attempt")};
   if (name == "token") {
-    TokenEvent e{d.get<std::int64_t>("i"), d.get<std::string>("text"), {}, {}};
+    TokenEvent e{d.get<std::int64_t>("i"), d.get<std::string>("text"), {}, {},
+                 d.optional<std::int32_t>("c").value_or(0)};
+    if (e.choice < 0 || e.choice >= kMaxChoices) throw std::invalid_argument("field c is out of range");
     if (const json* entries = d.find("logprobs")) {
       if (!entries->is_array()) throw std::invalid_argument("field logprobs is not an array");
       for (const json& entry : *entries) e.logprobs.push_back(logprob_from_json(entry));
@@ -240,6 +248,14 @@ JobEvent read_event(const std::string& name, const Reader& d) {
                d.get<std::int64_t>("cached_tokens")};
     e.timings = {d.get<std::int64_t>("queue_ms"), d.get<std::int64_t>("ttft_ms"),
                  d.get<std::int64_t>("total_ms"), d.get<double>("decode_tokens_per_s")};
+    if (const json* reasons = d.find("choice_finish_reasons")) {
+      if (!reasons->is_array() || reasons->size() > static_cast<std::size_t>(kMaxChoices))
+        throw std::invalid_argument("field choice_finish_reasons is not an array of reasons");
+      for (const json& reason : *reasons) {
+        if (!reason.is_string()) throw std::invalid_argument("field choice_finish_reasons holds a non-string");
+        e.choice_finish_reasons.push_back(reason.get<std::string>());
+      }
+    }
     return e;
   }
   if (name == "error") return ErrorEvent{d.get<std::string>("code"), d.get<std::string>("message")};

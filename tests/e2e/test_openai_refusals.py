@@ -18,7 +18,7 @@ from sse_client import OpenStream
 
 CHAT_400 = [
     # (what the request adds, the param the error must name, the codes it may have)
-    ({"n": 2}, "n", ("unsupported", "out_of_range")),
+    ({"n": 9}, "n", ("out_of_range",)),
     ({"logprobs": True, "top_logprobs": 21}, "top_logprobs", ("out_of_range",)),
     ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, "tools",
      ("unsupported",)),

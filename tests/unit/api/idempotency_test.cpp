@@ -74,6 +74,24 @@ TEST_F(IdempotencyTest, AFinishedJobKeepsOnlyItsAnswer) {
   EXPECT_TRUE(std::holds_alternative<DoneEvent>(late->events[2]));
 }
 
+TEST_F(IdempotencyTest, AFinishedJobOfNChoicesKeepsEachChoicesText) {
+  IdempotencyStore store({});
+  submit(store, "k");
+  last_fanout->on_event(StartedEvent{"w", 0, 1});
+  for (int i = 0; i < 3; ++i) {
+    last_fanout->on_event(TokenEvent{i, "a", {}, {}, 0});
+    last_fanout->on_event(TokenEvent{i, "b", {}, {}, 1});
+  }
+  last_fanout->on_event(DoneEvent{"length", {}, {}, {"length", "stop"}});
+  auto late = std::make_shared<Recorder>();
+  std::get<IdempotencyStore::Attached>(submit(store, "k")).fanout->attach(late);
+  ASSERT_EQ(late->events.size(), 4u);  // started, choice 0's text, choice 1's, done
+  EXPECT_EQ(std::get<TokenEvent>(late->events[1]).text, "aaa");
+  EXPECT_EQ(std::get<TokenEvent>(late->events[1]).choice, 0);
+  EXPECT_EQ(std::get<TokenEvent>(late->events[2]).text, "bbb");
+  EXPECT_EQ(std::get<TokenEvent>(late->events[2]).choice, 1);
+}
+
 TEST_F(IdempotencyTest, KeptAnswersAreCappedByBytesOldestFirst) {
   IdempotencyStore store({.ttl = std::chrono::seconds(600), .max_entries = 1000, .max_bytes = 4096});
   for (int i = 0; i < 10; ++i) {

@@ -91,7 +91,7 @@ TEST(OpenAiParse, FeaturesLlmqLacksAreRefusedByName) {
     const char* field;
   };
   const std::vector<Refused> cases = {
-      {R"("n":2)", "n"},
+      {R"("n":9)", "n"},
       {R"("top_logprobs":3)", "top_logprobs"},
       {R"("tools":[{"type":"function","function":{"name":"f"}}])", "tools"},
       {R"("tool_choice":"required")", "tool_choice"},
@@ -105,6 +105,20 @@ TEST(OpenAiParse, FeaturesLlmqLacksAreRefusedByName) {
     EXPECT_EQ(e.status, 400) << c.body;
     EXPECT_EQ(e.field, c.field) << c.body;
   }
+}
+
+TEST(OpenAiParse, NChoicesUpToTheServersLimit) {
+  EXPECT_EQ(parse_ok(R"({"prompt":"x","n":3})", kCompletion).n, 3);
+  EXPECT_EQ(parse_ok(R"({"prompt":"x"})", kCompletion).n, 1);
+  ParseLimits two;
+  two.max_choices = 2;
+  const ParseResult over = parse_request(R"({"prompt":"x","n":3})", two, kCompletion);
+  ASSERT_TRUE(std::holds_alternative<ApiError>(over));
+  EXPECT_EQ(std::get<ApiError>(over).code, "out_of_range");
+  EXPECT_EQ(std::get<ApiError>(over).field, "n");
+  EXPECT_NE(std::get<ApiError>(over).message.find("slot"), std::string::npos);
+  EXPECT_EQ(parse_error(R"({"prompt":"x","n":0})", kCompletion).field, "n");
+  EXPECT_EQ(parse_error(R"({"prompt":"x","n":"3"})", kCompletion).code, "invalid_type");
 }
 
 TEST(OpenAiParse, TheNativeRouteKeepsItsOwnDefaults) {
@@ -327,6 +341,52 @@ TEST(OpenAiAnswer, LegacyLogprobsCountOffsetsAcrossTheStream) {
   EXPECT_DOUBLE_EQ(first["top_logprobs"][0]["Ha"].get<double>(), -3.0);
   EXPECT_EQ(f[1]["choices"][0]["logprobs"]["text_offset"], json::array({5}));
   EXPECT_DOUBLE_EQ(f[1]["choices"][0]["logprobs"]["token_logprobs"][0].get<double>(), -1.5);
+}
+
+TEST(OpenAiAnswer, NChoicesWholeCarryEachChoiceAndItsFinishReason) {
+  openai::Completion c(kChat, "req_9", 1, "m", false, false, 3);
+  GatheredOutput output = gathered("first");
+  TokenEvent second{0, "second", {}, {}, 1};
+  TokenEvent third{0, "third", {}, {}, 2};
+  output.add(second);
+  output.add(third);
+  DoneEvent done = done_event("stop");
+  done.choice_finish_reasons = {"stop", "length", "stop"};
+  const json body = json::parse(c.whole(output, done));
+  ASSERT_EQ(body["choices"].size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) EXPECT_EQ(body["choices"][i]["index"], i);
+  EXPECT_EQ(body["choices"][1]["message"]["content"], "second");
+  EXPECT_EQ(body["choices"][2]["message"]["content"], "third");
+  EXPECT_EQ(body["choices"][1]["finish_reason"], "length");
+  EXPECT_EQ(body["choices"][2]["finish_reason"], "stop");
+}
+
+TEST(OpenAiAnswer, NChoicesStreamedOpenAndEndEachChoice) {
+  openai::Completion c(kCompletion, "req_10", 1, "m", false, true, 2);
+  TokenEvent a{0, "ab", {}, {LogprobEntry{"ab", -0.1, {}}}, 0};
+  TokenEvent b{0, "xyz", {}, {LogprobEntry{"xyz", -0.2, {}}}, 1};
+  TokenEvent b2{1, "!", {}, {LogprobEntry{"!", -0.3, {}}}, 1};
+  DoneEvent done = done_event("stop");
+  done.choice_finish_reasons = {"stop", "length"};
+  std::string stream = c.delta(a);  // in order: each choice's offsets go on
+  stream += c.delta(b);
+  stream += c.delta(b2);
+  stream += c.ending(done);
+  const std::vector<json> f = frames(stream);
+  ASSERT_EQ(f.size(), 6u);
+  EXPECT_EQ(f[1]["choices"][0]["index"], 1);
+  // Each choice's legacy text offsets count its own text.
+  EXPECT_EQ(f[2]["choices"][0]["logprobs"]["text_offset"], json::array({3}));
+  EXPECT_EQ(f[3]["choices"][0]["index"], 0);
+  EXPECT_EQ(f[3]["choices"][0]["finish_reason"], "stop");
+  EXPECT_EQ(f[4]["choices"][0]["index"], 1);
+  EXPECT_EQ(f[4]["choices"][0]["finish_reason"], "length");
+  EXPECT_EQ(f[5], "[DONE]");
+  const openai::Completion chat(kChat, "req_11", 1, "m", false, false, 2);
+  const std::vector<json> opening = frames(chat.opening());
+  ASSERT_EQ(opening.size(), 2u);
+  EXPECT_EQ(opening[1]["choices"][0]["index"], 1);
+  EXPECT_EQ(opening[1]["choices"][0]["delta"]["role"], "assistant");
 }
 
 }  // namespace

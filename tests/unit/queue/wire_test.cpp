@@ -91,6 +91,30 @@ TEST(Wire, EventsRoundTrip) {
   }
 }
 
+TEST(Wire, ChoicesTravelWithTheirIndexAndFinishReasons) {
+  WorkItem w = sample_work();
+  w.request.params.n = 3;
+  auto work = decode_work(encode_work(w));
+  ASSERT_TRUE(std::holds_alternative<WorkItem>(work)) << std::get<std::string>(work);
+  EXPECT_EQ(std::get<WorkItem>(work).request.params.n, 3);
+  EXPECT_EQ(std::get<WorkItem>(decode_work(encode_work(sample_work()))).request.params.n, 1);
+
+  auto token = decode_event(encode_event({"req_9", 1, 0, "w", TokenEvent{4, "hi", {}, {}, 2}}));
+  ASSERT_TRUE(std::holds_alternative<WireEvent>(token)) << std::get<std::string>(token);
+  const auto& t = std::get<TokenEvent>(std::get<WireEvent>(token).event);
+  EXPECT_EQ(t.choice, 2);
+  EXPECT_EQ(t.index, 4);
+  DoneEvent done{"stop", {3, 9, 0}, {1, 2, 3, 4.0}, {"stop", "length", "stop"}};
+  auto ended = decode_event(encode_event({"req_9", 1, 1, "w", done}));
+  ASSERT_TRUE(std::holds_alternative<WireEvent>(ended)) << std::get<std::string>(ended);
+  EXPECT_EQ(std::get<DoneEvent>(std::get<WireEvent>(ended).event).choice_finish_reasons,
+            done.choice_finish_reasons);
+
+  nlohmann::json bad = nlohmann::json::parse(encode_work(w));
+  bad["n"] = 9;
+  EXPECT_TRUE(std::holds_alternative<std::string>(decode_work(bad.dump())));
+}
+
 TEST(Wire, EmbeddingWorkAndVectorsRoundTrip) {
   WorkItem w = sample_work();
   w.request.prompt_tokens.clear();
