@@ -57,6 +57,19 @@ std::int64_t InProcessQueue::depth() const {
   return static_cast<std::int64_t>(waiting_.size());
 }
 
+std::vector<WaitingJob> InProcessQueue::waiting(std::size_t limit) const {
+  std::lock_guard lock(mu_);
+  std::vector<WaitingJob> out;
+  out.reserve(std::min(limit, waiting_.size()));
+  for (const Entry& entry : waiting_) {
+    if (out.size() == limit) break;
+    const Job& job = *entry.job;
+    out.push_back({job.id(), job.request().model, static_cast<std::int64_t>(out.size()),
+                   job.arrived()});
+  }
+  return out;
+}
+
 void InProcessQueue::for_each_waiting(const std::function<void(const JobPtr&)>& visit) const {
   std::lock_guard lock(mu_);
   for (const Entry& entry : waiting_) visit(entry.job);

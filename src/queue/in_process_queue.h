@@ -29,6 +29,7 @@ class InProcessQueue final : public JobProducer, public JobConsumer {
   std::optional<std::int64_t> position(const std::string& job_id) const override;
   std::int64_t depth() const override;
   std::int64_t capacity() const override { return capacity_; }
+  std::vector<WaitingJob> waiting(std::size_t limit) const override;
   // Refuses further pushes and wakes every pop; jobs still waiting stay poppable.
   void close();
   // Calls `visit` with every waiting job, oldest first, under the queue's lock: no job can be

@@ -146,6 +146,22 @@ std::optional<std::int64_t> JetStreamQueue::position(const std::string& job_id) 
   return ahead;
 }
 
+std::vector<WaitingJob> JetStreamQueue::waiting(std::size_t limit) const {
+  std::lock_guard lock(mu_);
+  std::vector<WaitingJob> out;
+  std::map<std::string, std::int64_t> ahead;  // per model: its jobs listed so far
+  for (const auto& [seq, id] : by_seq_) {
+    if (out.size() == limit) break;
+    const auto it = jobs_.find(id);
+    if (it == jobs_.end() || it->second.started) continue;
+    const Tracked& t = it->second;
+    const auto d = delivered_seq_.find(t.model);
+    if (d != delivered_seq_.end() && seq <= d->second) continue;  // a worker took it
+    out.push_back({id, t.model, ahead[t.model]++, t.job->arrived()});
+  }
+  return out;
+}
+
 std::int64_t JetStreamQueue::depth() const {
   std::lock_guard lock(mu_);
   std::int64_t pending = pushed_since_poll_;

@@ -77,6 +77,9 @@ class JetStreamQueue final : public JobProducer {
   std::optional<std::int64_t> position(const std::string& job_id) const override;
   std::int64_t depth() const override;
   std::int64_t capacity() const override { return options_.settings.max_jobs; }
+  // This gateway's jobs that no worker took yet, in stream order (the order workers take them);
+  // a job's place is as position() tells it.
+  std::vector<WaitingJob> waiting(std::size_t limit) const override;
 
   // Polls every consumer now (the poller does it each poll_interval).
   void refresh();

@@ -14,12 +14,21 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "queue/job.h"
 
 namespace llmq {
 
 inline constexpr const char* kQueueName = "LLM_INFERENCE";
+
+// A job that waits, as the live status page lists it: never its prompt or parameters.
+struct WaitingJob {
+  std::string id{};
+  std::string model{};
+  std::int64_t place = 0;       // as position(): the jobs ahead of it that it waits behind
+  Clock::time_point arrived{};  // when the gateway admitted it (Job::arrived)
+};
 
 // unavailable: the queue's broker did not take the job (a JetStream outage); retry later.
 enum class PushResult { accepted, full, closed, unavailable };
@@ -44,6 +53,10 @@ class JobProducer {
 
   virtual std::int64_t depth() const = 0;
   virtual std::int64_t capacity() const = 0;
+
+  // The waiting jobs, oldest first, at most `limit` of them (the oldest `limit`). A job another
+  // producer queued (another gateway's, on JetStream) is not listed.
+  virtual std::vector<WaitingJob> waiting(std::size_t limit) const = 0;
 };
 
 class JobConsumer {

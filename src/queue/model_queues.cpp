@@ -1,5 +1,7 @@
 #include "queue/model_queues.h"
 
+#include <algorithm>
+#include <iterator>
 #include <stdexcept>
 
 namespace llmq {
@@ -53,6 +55,18 @@ std::int64_t ModelQueues::depth() const {
   std::int64_t total = 0;
   for (const auto& [model, queue] : partitions_) total += queue->depth();
   return total;
+}
+
+std::vector<WaitingJob> ModelQueues::waiting(std::size_t limit) const {
+  // The oldest `limit` over all partitions are among each partition's oldest `limit`.
+  std::vector<WaitingJob> out;
+  for (const auto& [model, queue] : partitions_) {
+    std::vector<WaitingJob> part = queue->waiting(limit);
+    out.insert(out.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
+  }
+  std::ranges::stable_sort(out, {}, &WaitingJob::arrived);
+  if (out.size() > limit) out.resize(limit);
+  return out;
 }
 
 void ModelQueues::close() {

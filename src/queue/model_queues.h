@@ -38,6 +38,8 @@ class ModelQueues final : public JobProducer {
   std::optional<std::int64_t> position(const std::string& job_id) const override;
   std::int64_t depth() const override;
   std::int64_t capacity() const override { return capacity_; }
+  // Over every partition, oldest first by admission time; a job's place counts its partition's.
+  std::vector<WaitingJob> waiting(std::size_t limit) const override;
 
   // The partition of a served model (std::out_of_range for another name). It outlives nothing:
   // it lives as long as this object.

@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "queue/job_queue.h"
 
@@ -112,10 +113,37 @@ TYPED_TEST_P(QueueContract, AJobArrivesWhole) {
   EXPECT_EQ((*got)->request().params.sampling.seed, 7u);
 }
 
+// The live status page's list: what waits, in the order it will run, with each job's place and
+// admission time, and nothing of what it asks (WaitingJob has no prompt to leak).
+TYPED_TEST_P(QueueContract, ListsWaitingJobsOldestFirstWithTheirPlaces) {
+  TypeParam q(10);
+  for (const char* id : {"a", "b", "c"}) ASSERT_EQ(q.producer().push(make_job(id)), PushResult::accepted);
+  q.settle();
+  const std::vector<WaitingJob> all = q.producer().waiting(10);
+  ASSERT_EQ(all.size(), 3u);
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    EXPECT_EQ(all[i].id, std::string(1, static_cast<char>('a' + i)));
+    EXPECT_EQ(all[i].model, "m");
+    EXPECT_EQ(all[i].place, static_cast<std::int64_t>(i));
+    if (i > 0) EXPECT_LE(all[i - 1].arrived, all[i].arrived);
+  }
+  const std::vector<WaitingJob> first_two = q.producer().waiting(2);
+  ASSERT_EQ(first_two.size(), 2u);
+  EXPECT_EQ(first_two[1].id, "b");
+  EXPECT_EQ(popped_id(q.consumer()), "a");
+  EXPECT_TRUE(q.producer().remove("c"));
+  q.settle();
+  const std::vector<WaitingJob> left = q.producer().waiting(10);
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].id, "b");
+  EXPECT_EQ(left[0].place, 0);
+  EXPECT_TRUE(q.producer().waiting(0).empty());
+}
+
 REGISTER_TYPED_TEST_SUITE_P(QueueContract, HandsJobsOutInArrivalOrder,
                             SaysFullAtCapacityAndTakesMoreOnceAJobLeft,
                             PositionCountsJobsAheadAndFollowsRemovals,
                             ARemovedJobNeverReachesAWorker, RemoveOfAnUnknownOrTakenJobIsFalse,
-                            AJobArrivesWhole);
+                            AJobArrivesWhole, ListsWaitingJobsOldestFirstWithTheirPlaces);
 
 }  // namespace llmq::contract
