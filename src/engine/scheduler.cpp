@@ -61,6 +61,7 @@ void Scheduler::run(const std::stop_token& stop) {
     const bool idle = busy_slots() == 0;
     fill_free_slots(idle);
     drop_departed();
+    publish_slots();  // an idle loop still comes here every kIdleWait
     std::vector<BatchEntry> batch = build_batch();
     if (batch.empty()) {
       step_ended = Clock::now();
@@ -103,6 +104,7 @@ void Scheduler::run(const std::stop_token& stop) {
   if (held_) held_->job->emit(ErrorEvent{"shutting_down", "the server is shutting down"});
   held_.reset();
   holding_.store(0);
+  if (options_.slot_board != nullptr) options_.slot_board->forget(engine_.info().name);
 }
 
 std::optional<Scheduler::Retry> Scheduler::due_retry(Clock::time_point now) {

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "engine/engine.h"
+#include "engine/slot_board.h"
 #include "engine/step_cost.h"
 #include "engine/step_trace.h"
 #include "engine/text_stream.h"
@@ -34,6 +35,7 @@ namespace llmq {
 struct SchedulerOptions {
   std::string worker_id = "worker-0";  // shown to clients in `started`
   telemetry::ServiceMetrics* metrics = nullptr;  // where to observe latencies; null: nowhere
+  SlotBoard* slot_board = nullptr;  // where each step's slot states go (the status); null: nowhere
   // Retries: a job whose decode failed before it sent a token runs again, up to max_attempts
   // runs in all, after an exponential backoff with full jitter (uniform in
   // [0, min(backoff_max, backoff_initial * 2^(attempt-1))]). A job that sent tokens fails at
@@ -133,6 +135,8 @@ class Scheduler {
   // The retried job whose backoff has passed, if any.
   struct Retry;
   std::optional<Retry> due_retry(Clock::time_point now);
+  // Copies the slots' states to options_.slot_board, if any (once per step).
+  void publish_slots() const;
   // Frees the slot (and its KV cells); returns the job it held.
   JobPtr release(Slot& slot);
 
