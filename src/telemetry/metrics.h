@@ -103,6 +103,13 @@ class Family : public Collector {
     return *slot;
   }
   void collect(std::string& out) const override;
+  // Calls visit(label values, instrument) for each instrument, in label order, under the
+  // family's lock: `visit` must be quick and must not use this family.
+  template <class Visit>
+  void for_each(Visit&& visit) const {
+    std::lock_guard lock(mu_);
+    for (const auto& [values, child] : children_) visit(values, *child);
+  }
 
  private:
   const std::string name_;

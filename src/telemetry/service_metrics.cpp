@@ -164,6 +164,12 @@ void ServiceMetrics::count_response(const std::string& route, int status) {
 
 void ServiceMetrics::count_rejection(const std::string& reason) { rejected_.with({reason}).inc(); }
 
+std::map<std::string, double> ServiceMetrics::rejections() const {
+  std::map<std::string, double> out;
+  rejected_.for_each([&out](const Labels& reason, const Counter& n) { out[reason.at(0)] = n.value(); });
+  return out;
+}
+
 ModelMetrics& ServiceMetrics::model(const std::string& name) {
   std::lock_guard lock(models_mu_);
   auto it = models_.find(name);

@@ -64,6 +64,9 @@ class ServiceMetrics {
   void count_response(const std::string& route, int status);
   // A refused request or a job that ended early; reasons are listed in observability.md.
   void count_rejection(const std::string& reason);
+  // llmq_requests_rejected_total's values, by reason (every reason counted so far, and those
+  // exposed at 0 from the start).
+  std::map<std::string, double> rejections() const;
   // A connection the server closed on a limit (a timeout, a slow reader); see observability.md.
   void count_connection_closed(const std::string& reason);
   Histogram& queue_wait() { return queue_wait_; }
