@@ -125,7 +125,9 @@ TYPED_TEST_P(QueueContract, ListsWaitingJobsOldestFirstWithTheirPlaces) {
     EXPECT_EQ(all[i].id, std::string(1, static_cast<char>('a' + i)));
     EXPECT_EQ(all[i].model, "m");
     EXPECT_EQ(all[i].place, static_cast<std::int64_t>(i));
-    if (i > 0) EXPECT_LE(all[i - 1].arrived, all[i].arrived);
+    if (i > 0) {
+      EXPECT_LE(all[i - 1].arrived, all[i].arrived);
+    }
   }
   const std::vector<WaitingJob> first_two = q.producer().waiting(2);
   ASSERT_EQ(first_two.size(), 2u);
