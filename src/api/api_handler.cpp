@@ -14,6 +14,7 @@
 #include "api/openai.h"
 #include "api/prompt.h"
 #include "api/route_rules.h"
+#include "api/status_page.h"
 
 namespace llmq {
 namespace {
@@ -51,6 +52,9 @@ awaitable<void> ApiHandler::handle(const http::Request& request, http::Exchange&
     co_await submit(request, exchange, *inference);
   } else if (get && (target == "/v1/models" || target.starts_with("/v1/models/"))) {
     http::Response response = models(request, target, exchange);
+    co_await exchange.reply(std::move(response));
+  } else if (get && target == kStatusRoute) {
+    http::Response response = status(request, exchange);
     co_await exchange.reply(std::move(response));
   } else {
     http::Response response = route_simple(request, target, exchange.keep_alive());
@@ -348,6 +352,7 @@ void ApiHandler::record_refusal(telemetry::RequestRecord& record, Clock::time_po
 
 void ApiHandler::record_request(telemetry::RequestRecord& record, Clock::time_point began,
                                 int status) const {
+  if (options_.status != nullptr) options_.status->observe(record);
   if (options_.documents == nullptr) return;
   record.duration = Clock::now() - began;
   record.status = status;

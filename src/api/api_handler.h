@@ -1,7 +1,8 @@
 // ApiHandler: llmq's routes. It admits requests into the queue and follows each job to its end,
 // streaming (SSE) or answering once (JSON).
 //
-// Routes: POST /api/v1/req, GET /healthz, GET /readyz, GET /metrics, and the OpenAI-compatible
+// Routes: POST /api/v1/req, GET /healthz, GET /readyz, GET /metrics, the live page GET / and its
+// GET /api/v1/status (api/status_page.h, api/status.h), and the OpenAI-compatible
 // POST /v1/chat/completions, POST /v1/completions, GET /v1/models[/{id}] (api/openai.h). Every
 // route answers OPTIONS (its Allow list, or a CORS preflight: api/cors.h). Everything else is a
 // JSON 404 (or 405, with Allow, for a known path with the wrong method).
@@ -20,6 +21,7 @@
 #include "api/cors.h"
 #include "api/api_keys.h"
 #include "api/idempotency.h"
+#include "api/status.h"
 #include "api/validation.h"
 #include "engine/model_catalog.h"
 #include "http/server.h"
@@ -46,6 +48,8 @@ struct ApiOptions {
   telemetry::RefusalDocuments* refusal_documents = nullptr;  // which refusals get a document;
                                                              // null: every one
   CorsPolicy cors = {};                           // which web origins may call; default: none
+  ServiceStatus* status = nullptr;  // GET /api/v1/status, and what it learns of each request;
+                                    // null: that route is a 404
 };
 
 // What the handler shares with the process that runs it.
@@ -120,6 +124,8 @@ class ApiHandler final : public http::Handler {
   http::Response models(const http::Request& request, std::string_view target,
                         const http::Exchange& exchange) const;
   http::Response metrics(bool keep_alive) const;
+  // GET /api/v1/status (behind the API keys, when there are keys); api/status_route.cpp.
+  http::Response status(const http::Request& request, const http::Exchange& exchange) const;
   void count_rejection(const char* reason) const;
 
   ServiceState& state_;

@@ -25,7 +25,8 @@ std::optional<std::string_view> route_methods(std::string_view target, bool with
   constexpr std::string_view kGet = "GET, HEAD, OPTIONS";
   if (inference_dialect(target)) return kPost;
   if (target == "/healthz" || target == "/readyz" || target == "/v1/models" ||
-      target.starts_with("/v1/models/") || (target == "/metrics" && with_metrics))
+      target.starts_with("/v1/models/") || (target == "/metrics" && with_metrics) ||
+      target == "/" || target == "/api/v1/status")
     return kGet;
   return std::nullopt;
 }
@@ -90,7 +91,7 @@ bool is_json_content_type(std::string_view value) {
 std::string route_label(std::string_view target) {
   for (std::string_view known : {"/api/v1/req", "/healthz", "/readyz", "/metrics",
                                  "/v1/chat/completions", "/v1/completions", "/v1/embeddings",
-                                 "/v1/models"}) {
+                                 "/v1/models", "/", "/api/v1/status"}) {
     if (target == known) return std::string(known);
   }
   if (target.starts_with("/v1/models/")) return "/v1/models";

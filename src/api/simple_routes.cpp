@@ -5,6 +5,7 @@
 #include "api/answer.h"
 #include "api/openai.h"
 #include "api/route_rules.h"
+#include "api/status_page.h"
 
 namespace llmq {
 
@@ -27,6 +28,7 @@ http::Response ApiHandler::route_simple(const http::Request& request, std::strin
     return http::json_response(bhttp::status::ok, R"({"status":"ok"})", keep_alive);
   }
   if (target == "/readyz" && get) return readiness(keep_alive);
+  if (target == "/" && get) return status_page_response(keep_alive);
   const bool has_metrics = options_.metrics != nullptr;
   if (target == "/metrics" && get && has_metrics) return metrics(keep_alive);
   const Dialect dialect = dialect_of(target);

@@ -3,6 +3,7 @@ set(LLMQ_ASSET_FILES
   "kRequestsIndexTemplate=${PROJECT_SOURCE_DIR}/elastic/logs-llmq.requests.json"
   "kRuntimeIndexTemplate=${PROJECT_SOURCE_DIR}/elastic/metrics-llmq.runtime.json"
   "kKibanaSavedObjects=${PROJECT_SOURCE_DIR}/kibana/llmq-saved-objects.ndjson"
+  "kStatusPage=${PROJECT_SOURCE_DIR}/src/assets/status_page.html"
 )
 set(LLMQ_ASSET_PATHS "")
 foreach(pair IN LISTS LLMQ_ASSET_FILES)
@@ -16,6 +17,6 @@ add_custom_command(
   COMMAND ${CMAKE_COMMAND} -DOUT=${LLMQ_ASSETS_CPP} "-DASSETS=${escaped_assets}"
           -P ${PROJECT_SOURCE_DIR}/cmake/embed_assets.cmake
   DEPENDS ${LLMQ_ASSET_PATHS} ${PROJECT_SOURCE_DIR}/cmake/embed_assets.cmake
-  COMMENT "Embedding the index templates and Kibana objects"
+  COMMENT "Embedding the index templates, Kibana objects and the status page"
   VERBATIM)
 target_sources(llmq_core PRIVATE "${LLMQ_ASSETS_CPP}")

@@ -69,6 +69,18 @@ std::string random_id() {
 
 // The gateway's JetStream gauges: per model, what waits, what runs, what ran again; per worker,
 // its slots (from its heartbeats).
+// The gateway's slots for the status: the live workers' heartbeats (no per-slot list).
+SlotsStatus worker_slots(const std::vector<WorkerHeartbeat>& beats) {
+  SlotsStatus out;
+  out.workers.emplace();
+  for (const WorkerHeartbeat& b : beats) {
+    out.total += b.slots;
+    out.busy += b.slots_busy;
+    out.workers->push_back({b.worker, b.slots, b.slots_busy});
+  }
+  return out;
+}
+
 void watch_jetstream(telemetry::ServiceMetrics& metrics, const JetStreamQueue& queue,
                      const WorkerPresence& workers) {
   telemetry::Registry& r = metrics.registry();
@@ -177,12 +189,17 @@ int run_gateway(const ServeConfig& config) {
       .client = ClientLimits{config.client_max_concurrent, config.client_rate, config.client_burst}});
   AuthThrottle auth_throttle;
   IdempotencyStore idempotency(IdempotencyOptions{.ttl = std::chrono::seconds(config.idempotency_ttl_s)});
+  // A gateway runs no slots: it reports what the workers' heartbeats say, per worker.
+  ServiceStatus status(StatusSources{.slots = [&workers] { return worker_slots(workers.live()); },
+                                     .metrics = &metrics,
+                                     .version = build.version,
+                                     .window = std::chrono::seconds(config.metrics_window_s)});
   ApiHandler handler(state, ApiOptions{milliseconds(config.ping_interval_ms), config.timeout_ms,
                                        ParseLimits{.default_max_tokens = config.default_max_tokens,
                                                    .max_choices = std::min(kMaxChoices, config.slots)}, &metrics, documents.get(),
                                        origin, static_cast<std::size_t>(config.max_stream_buffer_bytes),
                                        &admission, &api_keys, &idempotency, &identity, &auth_throttle,
-                                       &refusal_documents, side.cors});
+                                       &refusal_documents, side.cors, &status});
   asio::io_context io(config.http_threads);  // after everything a connection refers to
   http::ServerLimits limits = server_limits(config);
   limits.max_connections_per_client = static_cast<std::size_t>(config.client_max_connections);

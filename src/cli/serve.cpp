@@ -54,13 +54,19 @@ int run_serve(const ServeConfig& config) {
   AuthThrottle auth_throttle;
   IdempotencyStore idempotency(
       IdempotencyOptions{.ttl = std::chrono::seconds(config.idempotency_ttl_s)});
+  SlotBoard slot_board;  // before the hosting, whose schedulers publish to it
+  ServiceStatus status(StatusSources{
+      .slots = [&slot_board] { return local_slots(slot_board.slots()); },
+      .metrics = &metrics,
+      .version = build.version,
+      .window = std::chrono::seconds(config.metrics_window_s)});
   ApiHandler handler(state, ApiOptions{std::chrono::milliseconds(config.ping_interval_ms),
                                        config.timeout_ms, ParseLimits{.default_max_tokens = config.default_max_tokens,
                                                    .max_choices = std::min(kMaxChoices, config.slots)},
                                        &metrics, documents.get(), origin,
                                        static_cast<std::size_t>(config.max_stream_buffer_bytes),
                                        &admission, &api_keys, &idempotency, &identity,
-                                       &auth_throttle, &refusal_documents, side.cors});
+                                       &auth_throttle, &refusal_documents, side.cors, &status});
   // Declared after everything a connection's coroutine refers to (the handler, admission, the
   // idempotency store, the metrics, the documents): coroutines still suspended when the loop
   // stops are destroyed with the io_context, and that must happen while those still exist.
@@ -89,6 +95,7 @@ int run_serve(const ServeConfig& config) {
   int exit_code = 0;
   ModelHosting hosting(config, queue, state,
                          SchedulerOptions{.worker_id = worker_id(), .metrics = &metrics,
+                                          .slot_board = &slot_board,
                                           .max_attempts = config.max_attempts,
                                           .nice = config.worker_nice,
                                           .decode_stall_factor = config.decode_stall_factor,
