@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Sets up everything llmq needs on a fresh Debian 12 machine, then builds it:
 #   1. Debian packages (compiler, CMake, Boost, JSON/CLI/TOML/log libraries, GoogleTest, the NATS
-#      C client and nats-server for the scale-out mode); clang and libFuzzer only when fuzzing
-#      (scripts/fuzz.sh installs them), to keep this fast
+#      C client and nats-server for the scale-out mode, Chromium for the live page's browser
+#      test); clang and libFuzzer only when fuzzing (scripts/fuzz.sh installs them), to keep this
+#      fast
 #   2. llama.cpp, built once into the cache (scripts/llama.sh)
 #   3. the models, fetched once into the cache (scripts/models.sh)
 #   4. llmq itself, with the CMake preset $LLMQ_PRESET (default: release)
@@ -19,7 +20,11 @@ declare -A TOOL_PACKAGE=([g++]=g++ [cmake]=cmake [ninja]=ninja-build [git]=git [
 LIB_PACKAGES=(libboost1.81-dev nlohmann-json3-dev libcli11-dev libtomlplusplus-dev libspdlog-dev
               libgtest-dev libcurl4-openssl-dev libssl-dev prometheus libnats-dev nats-server)
 
-needed=("${LIB_PACKAGES[@]}")
+# Debian's Chromium: tests/e2e/test_status_page.py drives it (Playwright, from
+# requirements-dev.txt) to load the live page; no browser is ever downloaded from elsewhere.
+TEST_PACKAGES=(chromium)
+
+needed=("${LIB_PACKAGES[@]}" "${TEST_PACKAGES[@]}")
 for tool in "${!TOOL_PACKAGE[@]}"; do
   command -v "$tool" >/dev/null || needed+=("${TOOL_PACKAGE[$tool]}")
 done

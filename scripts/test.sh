@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Command (2) of the README, and what CI runs: set up, then pass every test.
 #   unit tests (GoogleTest via ctest), release build
-#   end-to-end tests (pytest) against the real binary and the real model
+#   end-to-end tests (pytest) against the real binary and the real model; what they keep to be
+#   looked at (the live page's screenshot) goes to $LLMQ_ARTIFACTS (default build/artifacts/)
 #   unit and end-to-end tests under ASan+UBSan, and the unit tests under TSan
 #   the Elasticsearch shipping tests against a real local node (scripts/elasticsearch.sh)
 #   the libFuzzer targets, $LLMQ_FUZZ_SECONDS (60) each (scripts/fuzz.sh)
@@ -47,7 +48,12 @@ if [[ "${LLMQ_SKIP_ELASTIC:-0}" != 1 ]]; then
   trap - EXIT
 fi
 
-log "end-to-end tests against $bin and the real model"
+# What the tests keep for a person to look at (the live page's screenshot, status-page.png);
+# CI keeps this folder.
+export LLMQ_ARTIFACTS=${LLMQ_ARTIFACTS:-$root/build/artifacts}
+mkdir -p "$LLMQ_ARTIFACTS"
+
+log "end-to-end tests against $bin and the real model (artifacts: $LLMQ_ARTIFACTS)"
 LLMQ_BIN="$bin" "$venv/bin/pytest" -q "$root/tests/e2e"
 
 if [[ "${LLMQ_SKIP_SANITIZERS:-0}" != 1 ]]; then
