@@ -10,13 +10,16 @@ build/artifacts/). With API keys, the status is behind them and the page asks fo
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from llmq_e2e import LONG_PROMPT, REPO, model_name
+from scale_out import NatsServer, ScaleOut
 from sse_client import OpenStream
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's package (scripts/setup.sh installs it)
@@ -38,16 +41,15 @@ def artifacts_dir() -> Path:
 
 
 @contextlib.contextmanager
-def one_running_one_waiting(srv):
+def one_running_one_waiting(srv, wait_for_token: bool = True):
     """A long stream in the only slot and a short request queued behind it: (running id,
     waiting id). Both streams are closed (their jobs cancelled) on exit."""
     a = OpenStream(srv.base_url, LONG)
     b = None
     try:
-        a.read_until(lambda e: e.event == "token", "A's first token")
+        a.read_until(lambda e: e.event == ("token" if wait_for_token else "started"), "A running")
         b = OpenStream(srv.base_url, WAITING)
         queued = b.read_until(lambda e: e.event == "queued", "B queued")
-        assert queued.data["position"] == 0, queued.data
         yield a.events[0].data["id"], queued.data["id"]
     finally:
         a.close()
@@ -192,3 +194,30 @@ def test_status_is_behind_the_api_key_and_the_page_asks_for_it(llmq_factory, bro
     # page itself stops polling until a key is given, so there is exactly one.
     unexpected = [e for e in console.errors if "401" not in e]
     assert unexpected == [] and len(console.errors) <= 1, console.errors
+
+
+def test_a_gateway_reports_its_waiting_jobs_and_the_workers_slots(llmq_factory, tmp_path):
+    """In a gateway the queue is JetStream's and the slots are the workers': `waiting` lists the
+    gateway's jobs no worker took, `slots.workers` what each worker's heartbeat says."""
+    nats = NatsServer(tmp_path).start()
+    try:
+        cluster = ScaleOut(llmq_factory, nats)
+        gw = cluster.start_gateway()
+        cluster.start_worker("--slots", "1", name="only")
+        with one_running_one_waiting(gw, wait_for_token=False) as (running, waiting):
+            s = None
+            for _ in range(50):  # heartbeats and the consumer's state arrive within seconds
+                s = status(gw).json()
+                if s["slots"]["busy"] == 1 and s["queue"]["waiting"]:
+                    break
+                time.sleep(0.2)
+            assert SECRET not in json.dumps(s)
+            assert s["slots"]["list"] is None and s["slots"]["total"] == 1, s["slots"]
+            [worker] = s["slots"]["workers"]
+            assert worker["slots"] == 1 and worker["busy"] == 1, worker
+            [job] = s["queue"]["waiting"]
+            assert job["id"] == waiting and job["place"] == 0, job
+            assert running not in json.dumps(s["queue"]), "a taken job no longer waits"
+        llmq_factory.stop_all()  # while the broker still runs
+    finally:
+        nats.stop()
