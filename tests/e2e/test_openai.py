@@ -374,7 +374,7 @@ def test_requests_counted_by_route(client, server):
     client.completions.create(model=MODEL, prompt="Hi", max_tokens=2)
     client.models.list()
     with pytest.raises(openai.BadRequestError):
-        client.chat.completions.create(model=MODEL, messages=QUESTION, n=2)
+        client.chat.completions.create(model=MODEL, messages=QUESTION, n=9)
     after = scrape(server.base_url)
     for route, code, n in (("/v1/chat/completions", "200", 1), ("/v1/chat/completions", "400", 1),
                            ("/v1/completions", "200", 1), ("/v1/models", "200", 1)):
