@@ -248,3 +248,29 @@ def test_embeddings_cross_the_wire(cluster):
     assert [d["index"] for d in body["data"]] == [0, 1] and body["usage"]["prompt_tokens"] > 0
     again = httpx.post(gw.base_url + "/v1/embeddings", json={"input": texts[1]}, timeout=60).json()
     assert again["data"][0]["embedding"] == body["data"][1]["embedding"]
+
+
+def test_choices_and_aliases_cross_the_wire(cluster):
+    """n choices travel as one job: the worker decodes them side by side and each token event
+    carries its choice; the gateway resolves an alias before the job is queued. A worker with
+    fewer slots than n says so (the gateway allows up to its own --slots)."""
+    gw = cluster.start_gateway("--model-alias", f"gpt-3.5-turbo={model_name()}", "--slots", "4")
+    cluster.start_worker()  # --slots 2
+    body = {"model": "gpt-3.5-turbo", "prompt": "Once upon a time", "max_tokens": 12, "n": 2,
+            "temperature": 0.9, "seed": 5}
+    r = httpx.post(gw.base_url + "/v1/completions", json=body, timeout=60)
+    assert r.status_code == 200, r.text
+    whole = r.json()
+    assert [c["index"] for c in whole["choices"]] == [0, 1] and whole["model"] == model_name()
+    assert all(c["text"] for c in whole["choices"])
+    texts = {0: "", 1: ""}
+    with httpx.stream("POST", gw.base_url + "/v1/completions", json={**body, "stream": True},
+                      timeout=60) as s:
+        for line in s.iter_lines():
+            if line.startswith("data: {"):
+                for c in json.loads(line[6:])["choices"]:
+                    texts[c["index"]] += c["text"]
+    assert [texts[0], texts[1]] == [c["text"] for c in whole["choices"]]
+    too_many = httpx.post(gw.base_url + "/v1/completions", json={**body, "n": 3}, timeout=60)
+    assert too_many.status_code == 400, too_many.text
+    assert too_many.json()["error"]["code"] == "too_many_choices"
