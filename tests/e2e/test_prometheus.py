@@ -161,13 +161,14 @@ def test_prometheus_p95_agrees_with_llmq_the_client_and_elasticsearch(llmq_facto
         assert lower - 0.001 <= prom_p95 <= upper + 0.001, report
         assert abs(window_p95 - true_p95) <= 0.01 * true_p95 + 0.001, report
         assert lower * 0.99 - 0.001 <= window_p95 <= upper * 1.01 + 0.001, report
-        # The client also pays for HTTP on loopback: a few ms more than the server measured, per
-        # request. On 2 cores shared with Elasticsearch one request in twenty may wait far longer
-        # for the client to be scheduled (once 90 ms, which moved the client's p95 by a bucket),
-        # so the agreement is judged on the typical request, and the p95 only from below.
+        # The client also pays for HTTP on loopback and for the server's work after `done` (the
+        # answer's JSON, the document): a few ms in a release build, about 65 ms per request in
+        # the ASan build. On 2 cores shared with Elasticsearch one request in twenty may wait far
+        # longer (once 90 ms, which moved the client's p95 by a bucket), so the agreement is
+        # judged on the typical request, and the p95 only from below.
         overheads = sorted(c - s for c, s in zip(client_s, server_s))
         assert all(o >= -0.002 for o in overheads), report  # never faster than the server saw
-        assert overheads[len(overheads) // 2] <= 0.05, f"median overhead {overheads}; {report}"
+        assert overheads[len(overheads) // 2] <= 0.1, f"median overhead {overheads}; {report}"
         assert lower - 0.001 <= client_p95, report
         # Elasticsearch interpolates between the 19th and 20th of 20 values (t-digest), where the
         # others take the 19th: within 10 % of it, or inside the bucket the others agree on.
