@@ -32,8 +32,11 @@ WorkerPresence::WorkerPresence(nats::Connection& nc, std::chrono::milliseconds e
     auto beat = decode_heartbeat(std::string_view(
         natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg))));
     if (!beat) return;
+    // The key is copied first: in `map[beat->worker] = {std::move(*beat), …}` the right side is
+    // evaluated first and leaves the key empty, so every worker overwrote one entry.
+    const std::string worker = beat->worker;
     std::lock_guard lock(mu_);
-    workers_[beat->worker] = {std::move(*beat), std::chrono::steady_clock::now()};
+    workers_[worker] = Seen{std::move(*beat), std::chrono::steady_clock::now()};
   });
 }
 

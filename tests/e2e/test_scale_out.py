@@ -61,6 +61,25 @@ def test_a_request_goes_through_the_gateway_to_a_worker(cluster):
     assert scrape(w.base_url).get("llmq_slots") == 2
 
 
+def test_the_gateway_sees_every_worker(cluster):
+    """Each live worker's heartbeat has its own line in the gateway's view: slots per worker,
+    and their sum. (Every heartbeat once overwrote one shared entry: with two workers, the
+    gateway reported whichever had beaten last.)"""
+    gw = cluster.start_gateway()
+    workers = [cluster.start_worker(), cluster.start_worker()]
+    names = set()
+    deadline = time.monotonic() + 15  # a heartbeat every 2 s
+    while time.monotonic() < deadline:
+        metrics = scrape(gw.base_url)
+        names = {w for (name, labels), _ in metrics.samples.items() if name == "llmq_worker_slots"
+                 for k, w in labels if k == "worker"}
+        if len(names) == 2 and metrics.get("llmq_slots") == 4:  # both beat since they loaded
+            break
+        time.sleep(0.5)
+    assert {n.rsplit("/", 1)[1] for n in names} == {str(w.proc.pid) for w in workers}, names
+    assert metrics.get("llmq_slots") == 4, "the gateway's slots are the sum of both workers'"
+
+
 def test_the_same_seed_gives_the_same_text_on_any_worker(cluster):
     gw = cluster.start_gateway()
     cluster.start_worker()
