@@ -3,7 +3,10 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
+#include <thread>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -54,7 +57,33 @@ std::int64_t open_fds() {
   return n - 1;  // the directory iterator's own descriptor
 }
 
+// (b - a) / span for two optional counters; nullopt when either is missing or span is empty.
+std::optional<double> rate(const std::optional<double>& a, const std::optional<double>& b,
+                           double span) {
+  if (!a || !b || span <= 0) return std::nullopt;
+  return (*b - *a) / span;
+}
+
 }  // namespace
+
+ResourceSampler::ResourceSampler() : prev_at_(std::chrono::steady_clock::now()), prev_(read_proc()) {}
+
+ResourceUse ResourceSampler::sample() {
+  const auto now = std::chrono::steady_clock::now();
+  const double seconds = std::chrono::duration<double>(now - prev_at_).count();
+  const ProcReading proc = read_proc();
+  ResourceUse use;
+  const double cores = static_cast<double>(std::max(1u, std::thread::hardware_concurrency()));
+  if (auto cpu = rate(prev_.cpu_seconds, proc.cpu_seconds, seconds)) use.process_cpu_pct = *cpu / cores;
+  const auto busy = rate(prev_.host_busy_jiffies, proc.host_busy_jiffies, 1);
+  const auto total = rate(prev_.host_total_jiffies, proc.host_total_jiffies, 1);
+  if (busy && total && *total > 0) use.host_cpu_pct = *busy / *total;
+  if (proc.rss_bytes) use.process_rss_bytes = std::llround(*proc.rss_bytes);
+  if (proc.host_memory_used_bytes) use.host_memory_used_bytes = std::llround(*proc.host_memory_used_bytes);
+  prev_at_ = now;
+  prev_ = proc;
+  return use;
+}
 
 ProcReading read_proc() {
   ProcReading r;

@@ -6,12 +6,14 @@
 // scraper it is the average over the scrape interval.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <mutex>
 #include <optional>
 #include <string>
 
 #include "telemetry/metrics.h"
+#include "telemetry/resource_use.h"
 
 namespace llmq::telemetry {
 
@@ -24,6 +26,18 @@ struct ProcReading {
   std::optional<double> host_memory_used_bytes;                 // MemTotal - MemAvailable
 };
 ProcReading read_proc();
+
+// Takes readings of /proc and turns each into a ResourceUse since the one before. Not
+// thread-safe: one sampling thread.
+class ResourceSampler {
+ public:
+  ResourceSampler();  // the first reading: the first sample's rates start here
+  ResourceUse sample();
+
+ private:
+  std::chrono::steady_clock::time_point prev_at_;
+  ProcReading prev_;
+};
 
 class ProcessCollector final : public Collector {
  public:

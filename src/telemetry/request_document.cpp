@@ -75,11 +75,11 @@ nlohmann::json runtime_document(const RuntimeSnapshot& s, const DocumentOrigin& 
                  {"latency", std::move(latency)},
                  {"tokens_per_s", s.tokens_per_s}};
   nlohmann::json process = {{"cpu", nlohmann::json::object()}, {"memory", nlohmann::json::object()}};
-  put_if(process["cpu"], "pct", s.process_cpu_pct);
-  put_if(process["memory"], "rss_bytes", s.process_rss_bytes);
+  put_if(process["cpu"], "pct", s.resources.process_cpu_pct);
+  put_if(process["memory"], "rss_bytes", s.resources.process_rss_bytes);
   nlohmann::json host = {{"cpu", nlohmann::json::object()}, {"memory", nlohmann::json::object()}};
-  put_if(host["cpu"], "pct", s.host_cpu_pct);
-  put_if(host["memory"], "used_bytes", s.host_memory_used_bytes);
+  put_if(host["cpu"], "pct", s.resources.host_cpu_pct);
+  put_if(host["memory"], "used_bytes", s.resources.host_memory_used_bytes);
   doc["process"] = std::move(process);
   doc["host"].update(host);  // next to host.name
   return doc;

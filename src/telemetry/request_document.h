@@ -12,6 +12,8 @@
 #include <optional>
 #include <string>
 
+#include "telemetry/resource_use.h"
+
 namespace llmq::telemetry {
 
 
@@ -59,8 +61,7 @@ struct RuntimeSnapshot {
   std::int64_t queue_depth = 0, slots_busy = 0, slots_total = 0;  // counts: integers in the documents
   std::optional<double> p50_ms, p95_ms, p99_ms;
   double tokens_per_s = 0;
-  std::optional<double> process_cpu_pct, host_cpu_pct;
-  std::optional<std::int64_t> process_rss_bytes, host_memory_used_bytes;
+  ResourceUse resources;
 };
 
 nlohmann::json runtime_document(const RuntimeSnapshot& snapshot, const DocumentOrigin& origin);

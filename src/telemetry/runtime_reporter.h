@@ -47,7 +47,7 @@ class RuntimeReporter {
   // The previous reading, for the rates (reporter thread only after construction).
   std::chrono::steady_clock::time_point prev_at_;
   double prev_tokens_ = 0;
-  ProcReading prev_proc_;
+  ResourceSampler resources_;
 
   std::mutex mu_;
   std::condition_variable_any wake_;

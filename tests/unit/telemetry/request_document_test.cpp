@@ -89,8 +89,8 @@ TEST(RuntimeDocument, FieldsAndStableId) {
   s.slots_total = 4;
   s.p95_ms = 120;
   s.tokens_per_s = 33.5;
-  s.process_rss_bytes = 1e8;
-  s.host_cpu_pct = 12.5;
+  s.resources.process_rss_bytes = 1e8;
+  s.resources.host_cpu_pct = 12.5;
   const nlohmann::json d = runtime_document(s, kOrigin);
   EXPECT_EQ(d["@timestamp"], "1970-01-01T00:00:02.500Z");
   EXPECT_EQ(d["host"]["name"], "box1");
