@@ -244,6 +244,7 @@ CommandLine parse_command_line(int argc, const char* const* argv, const EnvLooku
       if (config.elastic_url.empty()) throw UsageError("--elastic-url is required");
       check_retention("requests-retention", config.requests_retention);
       check_retention("runtime-retention", config.runtime_retention);
+      check_namespace(config.elastic_namespace);
       return config;
     }
     if (elastic_replay.selected()) {

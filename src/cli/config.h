@@ -82,10 +82,13 @@ struct ServeConfig : ElasticAccess {
   std::string config_file;                   // the TOML file the values were read from, if any
 };
 
-// `llmq elastic setup`: installs the index templates of both data streams.
+// `llmq elastic setup`: installs the index templates of both data streams, then creates the
+// two data streams of a namespace (empty), so Kibana's data views have their fields before
+// llmq's first document.
 struct ElasticSetupConfig : ElasticAccess {
   std::string requests_retention = "30d";  // lifecycle retention of logs-llmq.requests-*
   std::string runtime_retention = "7d";    // lifecycle retention of metrics-llmq.runtime-*
+  std::string elastic_namespace = "default";  // whose data streams are created
   std::string config_file;
 };
 

@@ -193,6 +193,9 @@ constexpr auto kElasticSetupOptions = join(
         {.name = "runtime-retention",
          .help = "how long runtime snapshots are kept (e.g. 7d; empty: forever)",
          .field = &Setup::runtime_retention},
+        {.name = "elastic-namespace",
+         .help = "create the (empty) data streams of this namespace, serve's --elastic-namespace",
+         .field = &Setup::elastic_namespace},
     }));
 
 using Replay = ElasticReplayConfig;

@@ -132,7 +132,7 @@ std::unique_ptr<telemetry::EventSink> make_document_sink(const ServeConfig& conf
   if (config.elastic_url.empty())
     return std::make_unique<telemetry::SpoolSink>(telemetry::SpoolOptions{.dir = config.spool_dir});
   telemetry::ElasticSinkOptions options =
-      elastic_sink_options(config, config.spool_dir, config.elastic_setup);
+      elastic_sink_options(config, config.spool_dir, config.elastic_setup, config.elastic_namespace);
   options.nice = config.worker_nice;
   return std::make_unique<telemetry::ElasticSink>(std::move(options));
 }

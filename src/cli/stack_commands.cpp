@@ -17,9 +17,11 @@ int fail(const std::string& message) {
   return 1;
 }
 
+// Replay ships documents to the streams named in them: it creates none of its own.
 ElasticSetupConfig setup_of(const ElasticReplayConfig& replay) {
   ElasticSetupConfig setup;
   static_cast<ElasticAccess&>(setup) = replay;
+  setup.elastic_namespace.clear();
   return setup;
 }
 
@@ -36,7 +38,8 @@ telemetry::ElasticConfig elastic_config(const ElasticAccess& access) {
 }
 
 telemetry::ElasticSinkOptions elastic_sink_options(const ElasticAccess& access,
-                                                   const std::string& spool_dir, bool setup) {
+                                                   const std::string& spool_dir, bool setup,
+                                                   const std::string& stream_namespace) {
   telemetry::ElasticSinkOptions options;
   options.elastic = elastic_config(access);
   options.spool = telemetry::SpoolOptions{.dir = spool_dir};
@@ -44,13 +47,16 @@ telemetry::ElasticSinkOptions elastic_sink_options(const ElasticAccess& access,
   if (!dir.has_filename()) dir = dir.parent_path();  // "…/spool/": the same directory
   options.dead_letter_path = dir.parent_path() / "dead-letter.ndjson";
   if (setup) {
-    options.prepare = [](telemetry::ElasticClient& client) {
+    options.prepare = [stream_namespace](telemetry::ElasticClient& client) {
       try {
         for (const std::string& line : telemetry::install_index_templates(client, {}))
           spdlog::info("elasticsearch: {}", line);
+        for (const std::string& line : telemetry::create_data_streams(client, stream_namespace))
+          spdlog::info("elasticsearch: {}", line);
         return true;
       } catch (const telemetry::SetupError& e) {
-        spdlog::warn("elasticsearch: cannot install the index templates yet: {}", e.what());
+        spdlog::warn("elasticsearch: cannot set up the index templates and data streams yet: {}",
+                     e.what());
         return false;
       }
     };
@@ -65,6 +71,10 @@ int run_elastic_setup(const ElasticSetupConfig& config) {
                                              .runtime_retention = config.runtime_retention};
     for (const std::string& line : telemetry::install_index_templates(client, options))
       std::cout << line << '\n';
+    if (!config.elastic_namespace.empty()) {
+      for (const std::string& line : telemetry::create_data_streams(client, config.elastic_namespace))
+        std::cout << line << '\n';
+    }
   } catch (const telemetry::SetupError& e) {
     return fail(e.what());
   }
@@ -81,7 +91,7 @@ int run_elastic_replay(const ElasticReplayConfig& config) {
   std::unique_ptr<telemetry::ElasticSink> sink;
   try {
     telemetry::ElasticSinkOptions options =
-        elastic_sink_options(config, config.spool_dir, /*setup=*/false);
+        elastic_sink_options(config, config.spool_dir, /*setup=*/false, /*stream_namespace=*/"");
     options.backoff_max = std::chrono::milliseconds(5000);  // a command waits; keep trying often
     sink = std::make_unique<telemetry::ElasticSink>(std::move(options));
   } catch (const std::exception& e) {

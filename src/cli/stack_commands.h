@@ -17,8 +17,10 @@ int run_kibana_setup(const KibanaSetupConfig& config);
 telemetry::ElasticConfig elastic_config(const ElasticAccess& access);
 
 // The sink options serve and replay share: the spool directory and, beside it, the dead-letter
-// file; with `setup`, the index templates are installed before the first document is shipped.
+// file; with `setup`, the index templates are installed and the data streams of
+// `stream_namespace` created before the first document is shipped.
 telemetry::ElasticSinkOptions elastic_sink_options(const ElasticAccess& access,
-                                                   const std::string& spool_dir, bool setup);
+                                                   const std::string& spool_dir, bool setup,
+                                                   const std::string& stream_namespace);
 
 }  // namespace llmq

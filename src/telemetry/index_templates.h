@@ -40,6 +40,16 @@ std::vector<IndexTemplate> index_templates(const TemplateOptions& options);
 std::vector<std::string> install_index_templates(ElasticClient& client,
                                                  const TemplateOptions& options);
 
+// Creates the data streams logs-llmq.requests-<stream_namespace> and
+// metrics-llmq.runtime-<stream_namespace>, empty, with the installed templates' mappings, so
+// that Kibana's data views have fields before llmq's first document (PUT _data_stream; where a
+// distribution lacks that API, a placeholder document creates the stream and is deleted). One
+// that exists already gets the templates' mappings (fields added by a newer llmq; a changed type
+// is refused).
+// Returns one line per stream for the user. Throws SetupError.
+std::vector<std::string> create_data_streams(ElasticClient& client,
+                                             const std::string& stream_namespace);
+
 // "8.15.1" -> {8, 15}; nullopt-like {0, 0} when unreadable.
 std::pair<int, int> parse_major_minor(const std::string& version);
 

@@ -5,7 +5,9 @@ streams), serve --elastic-setup, replaying a spool exactly once, and one process
 from __future__ import annotations
 
 import json
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 
@@ -55,6 +57,41 @@ def test_setup_installs_both_templates_and_is_idempotent(elastic):
         assert installed["template"]["mappings"] == ours["template"]["mappings"], name
         assert installed["template"]["lifecycle"]["data_retention"] == \
             ours["template"]["lifecycle"]["data_retention"]
+
+
+def stream_fields(elastic, stream: str) -> dict[str, dict]:
+    """What a Kibana data view asks Elasticsearch for its fields: _field_caps on the stream."""
+    r = httpx.get(f"{elastic.url}/{stream}/_field_caps", params={"fields": "*"}, timeout=30)
+    assert r.status_code == 200, r.text
+    return {name: next(iter(caps.values())) for name, caps in r.json()["fields"].items()
+            if not name.startswith("_")}
+
+
+def test_setup_creates_both_data_streams_so_the_data_views_have_fields_on_day_one(elastic):
+    ns = new_namespace()
+    r = elastic_setup(elastic.url, "--elastic-namespace", ns)
+    assert r.returncode == 0, r.stderr
+    for name, stream in (("logs-llmq.requests", requests_stream(ns)),
+                         ("metrics-llmq.runtime", runtime_stream(ns))):
+        assert f"data stream {stream} created" in r.stdout, r.stdout
+        # A real data stream (a hidden .ds- backing index), and empty.
+        backing = elastic.backing_indices(stream)
+        assert backing and all(i.startswith(f".ds-{stream}-") for i in backing), backing
+        assert elastic.search(stream, {"size": 0})["hits"]["total"]["value"] == 0
+        # Every field of the template, aggregatable, before llmq wrote a document.
+        fields = stream_fields(elastic, stream)
+        mapping = mapped_types(json.loads(TEMPLATES[name].read_text())["template"]["mappings"]["properties"])
+        assert set(mapping) <= set(fields), sorted(set(mapping) - set(fields))
+        for path, type_ in mapping.items():
+            assert fields[path]["type"] == type_ and fields[path]["aggregatable"], (path, fields[path])
+    again = elastic_setup(elastic.url, "--elastic-namespace", ns)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("exists; its mappings are up to date") == 2, again.stdout
+
+
+def test_setup_namespace_is_checked_before_anything_is_sent(elastic):
+    r = elastic_setup(elastic.url, "--elastic-namespace", "Has-Dash")
+    assert r.returncode == 2 and "--elastic-namespace" in r.stderr, r.stderr
 
 
 def test_setup_retention_flags(elastic):
@@ -121,6 +158,9 @@ def test_serve_elastic_setup_installs_the_templates_before_the_first_document(ll
         assert srv.stop() == 0, srv.stderr_text(50)
         assert elastic.template("logs-llmq.requests") is not None
         assert elastic.template("metrics-llmq.runtime") is not None
+        # No snapshot was due (every 60 s), yet the runtime stream is there with its fields.
+        assert elastic.search(runtime_stream(ns), {"size": 0})["hits"]["total"]["value"] == 0
+        assert "process.cpu.pct" in stream_fields(elastic, runtime_stream(ns))
         backing = elastic.backing_indices(requests_stream(ns))
         assert backing[0].startswith(".ds-"), backing
         mapping = httpx.get(f"{elastic.url}/{requests_stream(ns)}/_mapping", timeout=30).json()
@@ -173,3 +213,96 @@ def test_one_process_per_spool_directory(llmq_factory, tmp_path):
     first.assert_serving()
     r = run_llmq("elastic", "replay", "--elastic-url", "http://127.0.0.1:1", "--spool-dir", str(spool))
     assert r.returncode == 1 and "in use by another llmq process" in r.stderr, r.stderr
+
+
+class StandInElastic:
+    """Answers like a default Elasticsearch distribution's GET /, PUT _index_template/<name>,
+    PUT _data_stream/<name> (which the suite's integ-test node lacks) and PUT <stream>/_mapping,
+    recording each (method, path, body). `forbid_streams`: PUT _data_stream answers 403."""
+
+    def __init__(self, forbid_streams: bool = False):
+        self.forbid_streams = forbid_streams
+        self.streams: set[str] = set()
+        self.requests: list[tuple[str, str, bytes]] = []
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _any(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                stand_in.requests.append((self.command, self.path, body))
+                status, answer = stand_in.answer(self.command, self.path)
+                data = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_PUT = do_POST = do_DELETE = _any
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def answer(self, method: str, path: str) -> tuple[int, dict]:
+        if method == "GET" and path == "/":
+            return 200, {"version": {"number": "9.1.0"}}
+        if method == "PUT" and path.startswith("/_index_template/"):
+            return 200, {"acknowledged": True}
+        if method == "PUT" and path.startswith("/_data_stream/"):
+            name = path.rsplit("/", 1)[1]
+            if self.forbid_streams:
+                return 403, {"error": {"type": "security_exception", "reason": "unauthorized"},
+                             "status": 403}
+            if name in self.streams:
+                return 400, {"error": {"type": "resource_already_exists_exception",
+                                       "reason": f"data_stream [{name}] already exists"},
+                             "status": 400}
+            self.streams.add(name)
+            return 200, {"acknowledged": True}
+        if method == "PUT" and path.endswith("/_mapping") and path[1:-len("/_mapping")] in self.streams:
+            return 200, {"acknowledged": True}
+        return 404, {"error": {"type": "not_found"}, "status": 404}
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_setup_uses_the_data_stream_api_where_elasticsearch_has_it():
+    """The suite's node lacks PUT _data_stream (its creation goes through a placeholder write);
+    a default distribution has it, and setup uses it: created once, then its mappings updated."""
+    es = StandInElastic()
+    try:
+        r = elastic_setup(es.url, "--elastic-namespace", "prod")
+        assert r.returncode == 0, r.stderr
+        assert es.streams == {"logs-llmq.requests-prod", "metrics-llmq.runtime-prod"}
+        assert r.stdout.count(" created") == 2, r.stdout
+        assert not [q for q in es.requests if "_create" in q[1] or q[0] == "DELETE"], es.requests
+        es.requests.clear()
+        r = elastic_setup(es.url, "--elastic-namespace", "prod")
+        assert r.returncode == 0, r.stderr
+        mappings = {p[1:-len("/_mapping")]: json.loads(b) for m, p, b in es.requests
+                    if p.endswith("/_mapping")}
+        for name, path in TEMPLATES.items():
+            assert mappings[f"{name}-prod"] == json.loads(path.read_text())["template"]["mappings"]
+    finally:
+        es.close()
+
+
+def test_setup_says_which_privilege_a_data_stream_needs():
+    es = StandInElastic(forbid_streams=True)
+    try:
+        r = elastic_setup(es.url, "--elastic-namespace", "prod")
+        assert r.returncode == 1
+        assert r.stderr.count("\n") == 1 and "403" in r.stderr and \
+            "create_index privilege on logs-llmq.requests-prod" in r.stderr, r.stderr
+    finally:
+        es.close()

@@ -78,6 +78,18 @@ TEST(ElasticSetupCommand, DefaultRetentions) {
   EXPECT_EQ(c.runtime_retention, "7d");
 }
 
+TEST(ElasticSetupCommand, CreatesTheStreamsOfServesNamespace) {
+  EXPECT_EQ(parsed<ElasticSetupConfig>({"elastic", "setup"}, {{"LLMQ_ELASTIC_URL", "http://e"}})
+                .elastic_namespace,
+            "default");
+  const auto c = parsed<ElasticSetupConfig>({"elastic", "setup", "--elastic-url", "http://e"},
+                                            {{"LLMQ_ELASTIC_NAMESPACE", "prod_eu"}});
+  EXPECT_EQ(c.elastic_namespace, "prod_eu");  // the same variable serve reads
+  EXPECT_NE(refused({"elastic", "setup", "--elastic-url", "http://e", "--elastic-namespace", "Prod-EU"})
+                .find("--elastic-namespace must be"),
+            std::string::npos);
+}
+
 TEST(ElasticSetupCommand, RefusesWhatCannotWork) {
   EXPECT_NE(refused({"elastic", "setup"}).find("--elastic-url is required"), std::string::npos);
   for (const char* bad : {"30", "d", "0d", "30 days", "-1d", "1.5d"})
