@@ -10,6 +10,7 @@ namespace {
 constexpr std::pair<int, int> kOldestKibana{8, 8};  // the objects' migration version
 constexpr int kNewestKibanaMajor = 9;               // the newest major the objects were checked for
 constexpr const char* kBoundary = "llmq-saved-objects-7c1f0a";
+constexpr const char* kDashboardId = "llmq-inference-overview";
 
 std::string failure(const std::string& what, const std::string& url, const HttpResponse& r) {
   if (r.status == 0) return "cannot reach Kibana at " + url + ": " + r.body;
@@ -58,6 +59,33 @@ std::string object_errors(const nlohmann::json& answer) {
   return out;
 }
 
+// The URL without user info and trailing '/', for a link the user opens.
+std::string link_base(const std::string& url) {
+  std::string out = url;
+  const std::size_t scheme = out.find("://");
+  if (scheme != std::string::npos) {
+    const std::size_t host = scheme + 3;
+    const std::size_t at = out.find('@', host);
+    if (at != std::string::npos && at < out.find('/', host)) out.erase(host, at + 1 - host);
+  }
+  while (!out.empty() && out.back() == '/') out.pop_back();
+  return out;
+}
+
+// The dashboard's id in the space: Kibana keeps llmq's fixed id in the first space it is
+// imported into, and gives the copy in any other space an id of its own (destinationId).
+std::string dashboard_id(const nlohmann::json& answer) {
+  if (!answer.contains("successResults") || !answer["successResults"].is_array()) return kDashboardId;
+  for (const auto& r : answer["successResults"]) {
+    if (!r.is_object() || r.value("type", std::string{}) != "dashboard" ||
+        r.value("id", std::string{}) != kDashboardId)
+      continue;
+    if (r.contains("destinationId") && r["destinationId"].is_string())
+      return r["destinationId"].get<std::string>();
+  }
+  return kDashboardId;
+}
+
 }  // namespace
 
 std::string import_body(const std::string& boundary, std::string_view ndjson) {
@@ -89,7 +117,9 @@ std::string import_kibana_objects(const KibanaImportOptions& options) {
     throw SetupError("Kibana imported " + std::to_string(count) + " objects but refused others" +
                      object_errors(answer));
   return "imported " + std::to_string(count) + " saved objects (dashboard \"llmq — Inference "
-         "overview\") into space " + (options.space.empty() ? "default" : options.space);
+         "overview\") into space " + (options.space.empty() ? "default" : options.space) +
+         "\ndashboard: " + link_base(options.kibana.url) + prefix + "/app/dashboards#/view/" +
+         dashboard_id(answer);
 }
 
 }  // namespace llmq::telemetry

@@ -16,7 +16,9 @@ struct KibanaImportOptions {
 };
 
 // Checks Kibana's version (8.8 or newer, the objects' migration version; 9.x too), then
-// imports. Returns a line for the user ("imported 14 objects into space default"). Throws
+// imports. Returns two lines for the user: how many objects went into which space, and the
+// dashboard's address there (its id is llmq's own in the first space Kibana got it in, one
+// Kibana chose in any other). Throws
 // SetupError with the reason (unreachable, credentials, unsupported version, unknown space,
 // per-object errors).
 std::string import_kibana_objects(const KibanaImportOptions& options);

@@ -238,7 +238,11 @@ class Recorded:
 
 class StandInKibana:
     """Answers like Kibana's GET /api/status and POST [/s/<space>]/api/saved_objects/_import,
-    recording every request. `import_refuses`: an object id the import reports as failed."""
+    recording every request. `import_refuses`: an object id the import reports as failed.
+
+    Like Kibana 8+, an id is global for the `multiple-isolated` types (lens, dashboard): the
+    first space to import one keeps its id; another space gets a copy under a new id, reported
+    as `destinationId`, and keeps that copy on every later import (Kibana finds it by origin)."""
 
     def __init__(self, version: str = "9.5.0", status_code: int = 200,
                  spaces: tuple[str, ...] = ("default", "ops"), import_refuses: str | None = None):
@@ -246,6 +250,8 @@ class StandInKibana:
         self.spaces, self.import_refuses = spaces, import_refuses
         self.requests: list[Recorded] = []
         self.uploads: list[dict] = []  # the parsed multipart file part of each import
+        self.owner: dict[tuple[str, str], str] = {}  # (type, id) -> the space that holds the id
+        self.copies: dict[tuple[str, str, str], str] = {}  # (space, type, origin id) -> its id
         self._lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.httpd.daemon_threads = True
@@ -295,9 +301,7 @@ class StandInKibana:
             ok = [o for o in objs if o["id"] != self.import_refuses]
             bad = [o for o in objs if o["id"] == self.import_refuses]
             answer = {"success": not bad, "successCount": len(ok),
-                      "successResults": [{"type": o["type"], "id": o["id"],
-                                          "meta": {"title": o["attributes"].get("title")}}
-                                         for o in ok]}
+                      "successResults": [self.place(space, o) for o in ok]}
             if bad:
                 answer["errors"] = [{"type": o["type"], "id": o["id"],
                                      "meta": {"title": o["attributes"].get("title")},
@@ -306,6 +310,16 @@ class StandInKibana:
                                                                "id": "nowhere"}]}} for o in bad]
             return 200, answer
         return 404, {"statusCode": 404, "error": "Not Found", "message": "Not Found"}
+
+    def place(self, space: str, o: dict) -> dict:
+        result = {"type": o["type"], "id": o["id"], "meta": {"title": o["attributes"].get("title")}}
+        if o["type"] not in ("lens", "dashboard"):
+            return result
+        owner = self.owner.setdefault((o["type"], o["id"]), space)
+        if owner != space:
+            key = (space, o["type"], o["id"])
+            result["destinationId"] = self.copies.setdefault(key, f"copy-{len(self.copies)}-{o['id']}")
+        return result
 
     def _handler(self):
         kibana = self
@@ -405,6 +419,30 @@ def test_setup_default_space_with_basic_auth(kibana):
     basic = "Basic " + base64.b64encode(b"elastic:pa:ss").decode()
     assert imp.headers.get("authorization") == basic, imp.headers
     assert k.uploads[0]["content"] == NDJSON_BYTES
+
+
+def test_setup_prints_where_the_dashboard_is_in_each_space(kibana):
+    """The fixed id holds in the first space only: the line names the dashboard's address in the
+    space imported into, the id Kibana gave its copy there included."""
+    k = kibana()
+    first = f"dashboard: {k.url}/app/dashboards#/view/llmq-inference-overview"
+    r = kibana_setup(k.url + "/")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1] == first, r.stdout
+    r = kibana_setup(k.url, "--space", "ops")
+    assert r.returncode == 0, r.stderr
+    line = r.stdout.splitlines()[-1]
+    assert line.startswith(f"dashboard: {k.url}/s/ops/app/dashboards#/view/") and \
+        not line.endswith("/llmq-inference-overview"), line
+    (copy,) = [c for key, c in k.copies.items() if key == ("ops", "dashboard", "llmq-inference-overview")]
+    assert line.endswith("/" + copy), (line, copy)
+    again = kibana_setup(k.url, "--space", "ops")
+    assert again.stdout.splitlines()[-1] == line, "the same copy is updated, not another made"
+    # Credentials in the URL are not part of the address printed.
+    port = k.url.rsplit(":", 1)[1]
+    r = kibana_setup(f"http://elastic:s3cret@127.0.0.1:{port}")
+    assert r.returncode == 0, r.stderr
+    assert "s3cret" not in r.stdout and r.stdout.splitlines()[-1] == first, r.stdout
 
 
 @pytest.mark.parametrize("version", ["7.17.0", "8.7.1", "10.0.0"])
