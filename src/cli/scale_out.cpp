@@ -118,6 +118,38 @@ void watch_jetstream(telemetry::ServiceMetrics& metrics, const JetStreamQueue& q
   r.callback_family("llmq_jetstream_jobs_lost_total", "Jobs ended with worker_lost or event_gap.", "counter", {}, counter(&JetStreamCounters::lost));
 }
 
+// Each live worker's newest heartbeat as a runtime snapshot, for the gateway's reporter to
+// write. The _id is the worker's and its sampling time, so the gateways that all hear one
+// heartbeat store it once; one already relayed is skipped.
+class WorkerSnapshots {
+ public:
+  explicit WorkerSnapshots(const WorkerPresence& workers) : workers_(&workers) {}
+
+  std::vector<telemetry::RelayedSnapshot> operator()() {
+    std::vector<telemetry::RelayedSnapshot> out;
+    for (const WorkerHeartbeat& b : workers_->live()) {
+      if (!b.resources) continue;
+      std::int64_t& last = relayed_at_ms_[b.worker];
+      if (last == b.at_ms) continue;
+      last = b.at_ms;
+      telemetry::RelayedSnapshot r;
+      r.snapshot.at = std::chrono::system_clock::time_point(milliseconds(b.at_ms));
+      r.snapshot.worker = b.worker;
+      r.snapshot.slots_busy = b.slots_busy;
+      r.snapshot.slots_total = b.slots;
+      r.snapshot.resources = *b.resources;
+      r.host = b.host;
+      r.id = "worker/" + b.worker + "/" + telemetry::iso8601_ms(r.snapshot.at);
+      out.push_back(std::move(r));
+    }
+    return out;
+  }
+
+ private:
+  const WorkerPresence* workers_;
+  std::map<std::string, std::int64_t> relayed_at_ms_;  // a worker gone stays: a few bytes each
+};
+
 }  // namespace
 
 int run_gateway(const ServeConfig& config) {
@@ -220,7 +252,11 @@ int run_gateway(const ServeConfig& config) {
   spdlog::info("config: {}", describe(config));
   telemetry::RuntimeReporter reporter(
       *documents, metrics,
-      telemetry::RuntimeSources{[&queue] { return static_cast<double>(queue.depth()); }, busy_slots, total_slots},
+      telemetry::RuntimeSources{.queue_depth = [&queue] { return static_cast<double>(queue.depth()); },
+                                .slots_busy = busy_slots,
+                                .slots_total = total_slots,
+                                .worker = {},
+                                .relayed = WorkerSnapshots(workers)},
       origin, milliseconds(config.snapshot_interval_ms));
   state.models.store(&catalog);
 
@@ -318,11 +354,21 @@ int run_worker(const ServeConfig& config) {
     jetstream.start();
     ready = true;
   });
-  // A heartbeat for the gateways: slots and models, every 2 s.
+  // A heartbeat for the gateways, every 2 s: slots, models, and the CPU and memory this worker
+  // used since the previous one (a gateway writes them to Elasticsearch).
   std::jthread heartbeat([&](std::stop_token stop) {
+    telemetry::ResourceSampler resources;
+    const std::string host = host_name();
     while (!stop.stop_requested()) {
-      WorkerHeartbeat beat{.worker = id, .slots = pool.total_slots(), .slots_busy = pool.busy_slots(), .models = {}};
+      WorkerHeartbeat beat;
+      beat.worker = id;
+      beat.slots = pool.total_slots();
+      beat.slots_busy = pool.busy_slots();
       for (const ModelStatus& m : pool.snapshot()) beat.models[m.name] = model_state_name(m.state);
+      beat.resources = resources.sample();
+      beat.at_ms = std::chrono::duration_cast<milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch()).count();
+      beat.host = host;
       nc.publish(nats::kWorkersSubject, encode_heartbeat(beat));
       for (int i = 0; i < 20 && !stop.stop_requested(); ++i) std::this_thread::sleep_for(milliseconds(100));
     }

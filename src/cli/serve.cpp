@@ -105,9 +105,11 @@ int run_serve(const ServeConfig& config) {
                       [&hosting] { return hosting.total_slots(); });
   telemetry::RuntimeReporter reporter(
       *documents, metrics,
-      telemetry::RuntimeSources{[&queue] { return static_cast<double>(queue.depth()); },
-                                [&hosting] { return hosting.busy_slots(); },
-                                [&hosting] { return hosting.total_slots(); }},
+      telemetry::RuntimeSources{.queue_depth = [&queue] { return static_cast<double>(queue.depth()); },
+                                .slots_busy = [&hosting] { return hosting.busy_slots(); },
+                                .slots_total = [&hosting] { return hosting.total_slots(); },
+                                .worker = worker_id(),  // the one its request documents name
+                                .relayed = {}},
       origin, std::chrono::milliseconds(config.snapshot_interval_ms));
   hosting.load([&] {
     exit_code = 1;

@@ -1,7 +1,9 @@
 // Who is working: each worker publishes a heartbeat on llmq.workers every couple of seconds (its
-// slots, busy slots, and the state of each of its models), and a gateway keeps the latest of
-// each. The gateway exposes them as metrics (slots per worker) and answers "is this model warm
-// anywhere" for /v1/models. A worker silent for `expiry` is gone.
+// slots, busy slots, the state of each of its models, and the CPU and memory it and its host
+// use), and a gateway keeps the latest of each. The gateway exposes them as metrics (slots per
+// worker), answers "is this model warm anywhere" for /v1/models, and writes each worker's
+// runtime documents (workers have no Elasticsearch of their own). A worker silent for `expiry`
+// is gone.
 #pragma once
 
 #include <chrono>
@@ -13,6 +15,7 @@
 #include <vector>
 
 #include "queue/nats_client.h"
+#include "telemetry/resource_use.h"
 
 namespace llmq {
 
@@ -21,6 +24,10 @@ struct WorkerHeartbeat {
   std::int32_t slots = 0;       // of its loaded models
   std::int32_t slots_busy = 0;
   std::map<std::string, std::string> models;  // model -> "cold" | "loading" | "warm"
+  // Since heartbeats carry resources; an older worker's have none (then 0, "" and nullopt).
+  std::int64_t at_ms = 0;  // when the worker sampled them, ms since the epoch (its clock)
+  std::string host;        // the worker's host.name
+  std::optional<telemetry::ResourceUse> resources;  // over the span since its previous beat
 };
 
 std::string encode_heartbeat(const WorkerHeartbeat& beat);

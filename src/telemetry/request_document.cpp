@@ -70,10 +70,11 @@ nlohmann::json runtime_document(const RuntimeSnapshot& s, const DocumentOrigin& 
   put_if(latency, "p50_ms", s.p50_ms);
   put_if(latency, "p95_ms", s.p95_ms);
   put_if(latency, "p99_ms", s.p99_ms);
-  doc["llmq"] = {{"queue", {{"depth", s.queue_depth}}},
-                 {"slots", {{"busy", s.slots_busy}, {"total", s.slots_total}}},
-                 {"latency", std::move(latency)},
-                 {"tokens_per_s", s.tokens_per_s}};
+  doc["llmq"] = {{"slots", {{"busy", s.slots_busy}, {"total", s.slots_total}}},
+                 {"latency", std::move(latency)}};
+  if (!s.worker.empty()) doc["llmq"]["worker"] = s.worker;
+  if (s.queue_depth) doc["llmq"]["queue"] = {{"depth", *s.queue_depth}};
+  put_if(doc["llmq"], "tokens_per_s", s.tokens_per_s);
   nlohmann::json process = {{"cpu", nlohmann::json::object()}, {"memory", nlohmann::json::object()}};
   put_if(process["cpu"], "pct", s.resources.process_cpu_pct);
   put_if(process["memory"], "rss_bytes", s.resources.process_rss_bytes);

@@ -58,9 +58,13 @@ nlohmann::json request_document(const RequestRecord& record, const DocumentOrigi
 // One runtime reading; a value that could not be read is left out of the document.
 struct RuntimeSnapshot {
   std::chrono::system_clock::time_point at;
-  std::int64_t queue_depth = 0, slots_busy = 0, slots_total = 0;  // counts: integers in the documents
+  std::string worker;  // llmq.worker: the process decodes (serve, a worker); empty: a gateway
+  // Counts are integers in the documents. A worker's snapshot has no queue depth, latency or
+  // token rate: the gateways measure those for all workers.
+  std::optional<std::int64_t> queue_depth;
+  std::int64_t slots_busy = 0, slots_total = 0;
   std::optional<double> p50_ms, p95_ms, p99_ms;
-  double tokens_per_s = 0;
+  std::optional<double> tokens_per_s;
   ResourceUse resources;
 };
 

@@ -32,6 +32,7 @@ RuntimeSnapshot RuntimeReporter::sample() {
 
   RuntimeSnapshot s;
   s.at = std::chrono::system_clock::now();
+  s.worker = sources_.worker;
   s.queue_depth = std::llround(sources_.queue_depth());
   s.slots_busy = std::llround(sources_.slots_busy());
   s.slots_total = std::llround(sources_.slots_total());
@@ -57,6 +58,12 @@ void RuntimeReporter::run(std::stop_token stop) {
     try {
       const RuntimeSnapshot s = sample();
       sink_.submit(runtime_stream(origin_), runtime_document_id(s, origin_), runtime_document(s, origin_));
+      if (!sources_.relayed) continue;
+      for (const RelayedSnapshot& r : sources_.relayed()) {
+        DocumentOrigin origin = origin_;
+        origin.host = r.host;
+        sink_.submit(runtime_stream(origin_), r.id, runtime_document(r.snapshot, origin));
+      }
     } catch (const std::exception& e) {  // a failed reading skips one snapshot, no more
       spdlog::warn("runtime snapshot: {}", e.what());
     }

@@ -1,5 +1,6 @@
 // RuntimeReporter: every `interval`, one runtime snapshot document (queue, slots, latency
-// quantiles, token rate, process and host CPU/memory) into metrics-llmq.runtime-default.
+// quantiles, token rate, process and host CPU/memory) into metrics-llmq.runtime-<namespace>,
+// then the snapshots it relays for other processes (a gateway's workers).
 //
 // Runs on its own small thread rather than the I/O loop, so a slow /proc read never delays a
 // request and snapshots keep coming while the loop drains at shutdown. submit() never blocks.
@@ -10,7 +11,9 @@
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "telemetry/event_sink.h"
 #include "telemetry/process_metrics.h"
@@ -19,10 +22,21 @@
 
 namespace llmq::telemetry {
 
+// A snapshot another process took (a worker's, from its heartbeat) that this one writes.
+struct RelayedSnapshot {
+  RuntimeSnapshot snapshot;
+  std::string host;  // host.name of the process it describes
+  std::string id;    // its document _id, the same from every relaying gateway: stored once
+};
+
 struct RuntimeSources {
   std::function<double()> queue_depth;
   std::function<double()> slots_busy;
   std::function<double()> slots_total;
+  std::string worker;  // llmq.worker of this process's snapshots; empty: it decodes nothing
+  // Snapshots written after each of this process's own (a gateway: its workers'). Called on
+  // the reporter's thread only.
+  std::function<std::vector<RelayedSnapshot>()> relayed;
 };
 
 class RuntimeReporter {

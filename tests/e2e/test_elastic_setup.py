@@ -89,6 +89,28 @@ def test_setup_creates_both_data_streams_so_the_data_views_have_fields_on_day_on
     assert again.stdout.count("exists; its mappings are up to date") == 2, again.stdout
 
 
+def test_setup_adds_new_fields_to_a_stream_an_older_llmq_created(elastic):
+    """A runtime stream from before llmq.worker existed gets the field at setup, not at the
+    next rollover (days away), so the per-worker panels work at once."""
+    ns = new_namespace()
+    older = json.loads(TEMPLATES["metrics-llmq.runtime"].read_text())
+    del older["template"]["mappings"]["properties"]["llmq"]["properties"]["worker"]
+    older["version"] = 1
+    try:
+        httpx.put(f"{elastic.url}/_index_template/metrics-llmq.runtime", json=older,
+                  timeout=30).raise_for_status()
+        # The stream as an older llmq's first snapshot made it.
+        httpx.put(f"{elastic.url}/{runtime_stream(ns)}/_create/old-1", timeout=30,
+                  json={"@timestamp": "2026-01-01T00:00:00.000Z"}).raise_for_status()
+        assert "llmq.worker" not in stream_fields(elastic, runtime_stream(ns))
+        r = elastic_setup(elastic.url, "--elastic-namespace", ns)
+        assert r.returncode == 0, r.stderr
+        assert f"data stream {runtime_stream(ns)} exists; its mappings are up to date" in r.stdout
+        assert stream_fields(elastic, runtime_stream(ns))["llmq.worker"]["type"] == "keyword"
+    finally:
+        assert elastic_setup(elastic.url).returncode == 0
+
+
 def test_setup_namespace_is_checked_before_anything_is_sent(elastic):
     r = elastic_setup(elastic.url, "--elastic-namespace", "Has-Dash")
     assert r.returncode == 2 and "--elastic-namespace" in r.stderr, r.stderr
