@@ -83,19 +83,30 @@ def col_count(label: str, kql: str | None = None) -> dict:
     return c
 
 
-def col_metric(op: str, field: str, label: str, **params) -> dict:
-    """op: average, max, min, sum, median, percentile (params percentile=95)."""
+# Value formats of a Lens column (its params.format). A `*.pct` field holds a fraction (0.35 is
+# 35 %) and a `*_bytes` field a byte count: without these, Lens draws 0.35 and 1234567890.
+PERCENT = {"id": "percent", "params": {"decimals": 1}}
+BYTES = {"id": "bytes", "params": {"decimals": 1}}
+
+
+def col_metric(op: str, field: str, label: str, fmt: dict | None = None, **params) -> dict:
+    """op: average, max, min, sum, median, percentile (params percentile=95); fmt: PERCENT,
+    BYTES or None (Lens's default number format)."""
     c = {"label": label, "customLabel": True, "dataType": "number", "operationType": op,
          "sourceField": field, "isBucketed": False, "scale": "ratio"}
     c["params"] = dict(params) if op == "percentile" else {"emptyAsNull": True, **params}
+    if fmt:
+        c["params"]["format"] = fmt
     return c
 
 
-def col_terms(field: str, label: str, order_by: str, size: int = 10) -> dict:
+def col_terms(field: str, label: str, order_by: str, size: int, other: bool) -> dict:
+    """Top `size` values of `field` over the time range. `other`: one more bucket ("Other")
+    for the rest, right for a stacked chart's total, wrong for a table that lists the top N."""
     return {"label": label, "customLabel": True, "dataType": "string", "operationType": "terms",
             "sourceField": field, "isBucketed": True, "scale": "ordinal",
             "params": {"size": size, "orderBy": {"type": "column", "columnId": order_by},
-                       "orderDirection": "desc", "otherBucket": True, "missingBucket": False,
+                       "orderDirection": "desc", "otherBucket": other, "missingBucket": False,
                        "parentFormat": {"id": "terms"}, "include": [], "exclude": [],
                        "includeIsRegex": False, "excludeIsRegex": False}}
 
@@ -104,10 +115,14 @@ def col_terms(field: str, label: str, order_by: str, size: int = 10) -> dict:
 
 def lens(obj_id: str, title: str, view: str, columns: dict[str, dict], visualization_type: str,
          visualization: dict, description: str = "", query: str = "") -> dict:
-    """One Lens visualization with one layer named `layer` on data view `view`. Column order:
-    bucket columns first (as Lens keeps them), then metrics, each in insertion order."""
+    """One Lens visualization with one layer named `layer` on data view `view`. Column order as
+    Lens builds it: terms buckets, then the date histogram (a breakdown added to a time chart
+    goes above it, so its top values are taken over the whole range, not per interval), then
+    the metrics in insertion order."""
     layer = f"{obj_id}-layer"
-    order = [k for k, c in columns.items() if c["isBucketed"]] + \
+    buckets = [k for k, c in columns.items() if c["isBucketed"]]
+    order = [k for k in buckets if columns[k]["operationType"] != "date_histogram"] + \
+            [k for k in buckets if columns[k]["operationType"] == "date_histogram"] + \
             [k for k, c in columns.items() if not c["isBucketed"]]
     visualization = json.loads(json.dumps(visualization).replace('"@LAYER@"', json.dumps(layer)))
     return envelope(obj_id, "lens", {
@@ -148,7 +163,7 @@ def visualizations() -> list[dict]:
 
     out.append(lens("llmq-lens-request-rate", "Requests by outcome", REQUESTS,
         {"t": col_date(), "n": col_count("Requests"),
-         "o": col_terms("event.outcome", "Outcome", order_by="n", size=5)},
+         "o": col_terms("event.outcome", "Outcome", order_by="n", size=5, other=True)},
         "lnsXY", xy("bar_stacked", "t", ["n"], split="o"),
         "Requests finished per interval, split by event.outcome."))
 
@@ -187,7 +202,7 @@ def visualizations() -> list[dict]:
 
     out.append(lens("llmq-lens-rejections", "Rejections by reason", REQUESTS,
         {"t": col_date(), "n": col_count("Rejections"),
-         "r": col_terms("llmq.rejection_reason", "Reason", order_by="n", size=10)},
+         "r": col_terms("llmq.rejection_reason", "Reason", order_by="n", size=10, other=True)},
         "lnsXY", xy("bar_stacked", "t", ["n"], split="r"),
         "Refused requests (429 queue_full, 413, 400, 503, deadline, ...) by llmq.rejection_reason.",
         query="llmq.rejection_reason : *"))
@@ -206,30 +221,42 @@ def visualizations() -> list[dict]:
         "lnsXY", xy("line", "t", ["prompt", "cached"], y_title="tokens"),
         "Prompt tokens per interval, and those the prefix cache spared from prefill."))
 
-    out.append(lens("llmq-lens-process", "Process CPU % and RSS", RUNTIME,
+    # Per process that decodes: `llmq serve`'s own snapshots, and each worker's (its heartbeats,
+    # written by the gateways); a gateway's snapshots have no llmq.worker.
+    out.append(lens("llmq-lens-worker-cpu", "CPU per worker", RUNTIME,
         {"t": col_date(),
-         "cpu": col_metric("average", "process.cpu.pct", "CPU %"),
-         "rss": col_metric("max", "process.memory.rss_bytes", "RSS bytes")},
-        "lnsXY", xy("line", "t", ["cpu", "rss"], right_axis=["rss"]),
-        "llmq's own CPU use (left) and resident memory (right)."))
+         "cpu": col_metric("average", "process.cpu.pct", "CPU", PERCENT),
+         "w": col_terms("llmq.worker", "Worker", order_by="cpu", size=10, other=False)},
+        "lnsXY", xy("line", "t", ["cpu"], split="w", y_title="share of the host's cores"),
+        "Each decoding process's CPU use (llmq serve, or each scale-out worker), as a share "
+        "of its host's cores.",
+        query="llmq.worker : *"))
+
+    out.append(lens("llmq-lens-worker-memory", "Memory (RSS) per worker", RUNTIME,
+        {"t": col_date(),
+         "rss": col_metric("max", "process.memory.rss_bytes", "RSS", BYTES),
+         "w": col_terms("llmq.worker", "Worker", order_by="rss", size=10, other=False)},
+        "lnsXY", xy("line", "t", ["rss"], split="w", y_title="resident memory"),
+        "Each decoding process's resident memory: the loaded models' weights and KV caches.",
+        query="llmq.worker : *"))
 
     out.append(lens("llmq-lens-host", "Host CPU % and memory", RUNTIME,
         {"t": col_date(),
-         "cpu": col_metric("average", "host.cpu.pct", "Host CPU %"),
-         "mem": col_metric("max", "host.memory.used_bytes", "Memory used bytes")},
+         "cpu": col_metric("average", "host.cpu.pct", "Host CPU", PERCENT),
+         "mem": col_metric("max", "host.memory.used_bytes", "Memory used", BYTES)},
         "lnsXY", xy("line", "t", ["cpu", "mem"], right_axis=["mem"]),
         "The machine's CPU use (left) and used memory (right)."))
 
     out.append(lens("llmq-lens-workers", "Requests by worker", REQUESTS,
         {"t": col_date(), "n": col_count("Requests"),
-         "w": col_terms("llmq.worker", "Worker", order_by="n", size=10)},
+         "w": col_terms("llmq.worker", "Worker", order_by="n", size=10, other=True)},
         "lnsXY", xy("bar_stacked", "t", ["n"], split="w"),
         "Requests per interval by the worker (host/pid) whose run ended them; with scale-out, "
         "one series per worker process.",
         query="llmq.worker : *"))
 
     out.append(lens("llmq-lens-slowest", "Slowest requests", REQUESTS,
-        {"id": col_terms("llmq.request_id", "Request id", order_by="total", size=20),
+        {"id": col_terms("llmq.request_id", "Request id", order_by="total", size=20, other=False),
          "total": col_metric("max", "llmq.total_ms", "total_ms"),
          "ttft": col_metric("max", "llmq.ttft_ms", "ttft_ms"),
          "queue": col_metric("max", "llmq.queue_ms", "queue_ms"),
@@ -249,8 +276,8 @@ LAYOUT = [
     ("llmq-lens-request-rate", 24, 12), ("llmq-lens-latency", 24, 12),
     ("llmq-lens-ttft", 16, 12), ("llmq-lens-queue-depth", 16, 12), ("llmq-lens-queue-wait", 16, 12),
     ("llmq-lens-tokens-per-s", 16, 12), ("llmq-lens-rejections", 16, 12), ("llmq-lens-retries", 16, 12),
-    ("llmq-lens-process", 16, 12), ("llmq-lens-host", 16, 12), ("llmq-lens-prompt-cache", 16, 12),
-    ("llmq-lens-workers", 48, 12),
+    ("llmq-lens-worker-cpu", 16, 12), ("llmq-lens-worker-memory", 16, 12), ("llmq-lens-host", 16, 12),
+    ("llmq-lens-prompt-cache", 16, 12), ("llmq-lens-workers", 32, 12),
     ("llmq-lens-slowest", 48, 15),
 ]
 

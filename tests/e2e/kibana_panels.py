@@ -6,8 +6,12 @@ for the tests that cannot run Kibana itself:
   `field > n`, `>=`, `<`, `<=`); any other form raises UnsupportedKql, so a panel with new KQL
   is noticed instead of silently untested;
 - a Lens form-based layer as an Elasticsearch `_search` body (size 0, the bucket columns nested
-  in columnOrder, the metric columns as sub-aggregations), and its answer read back as rows of
-  {column id: value}, as the chart or table would show them.
+  in columnOrder, so the outermost bucket picks its top values over the whole range, the metric
+  columns as sub-aggregations), and its answer read back as rows of {column id: value}, as the
+  chart or table would show them: with the "Other" row of a terms column whose otherBucket is on
+  and the "(missing value)" row of one whose missingBucket is on;
+- a value as Lens draws it under its column's format (percent, bytes, or the default number
+  format).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ TEMPLATE_FILES = [ROOT / "elastic" / "logs-llmq.requests.json",
                   ROOT / "elastic" / "metrics-llmq.runtime.json"]
 
 RECORDS = "___records___"  # Lens's pseudo field of a plain document count
+OTHER = "__other__"        # the key Lens gives the "Other" bucket of a terms column
+MISSING = "__missing__"    # and the bucket of documents without the field
 NUMERIC = frozenset({"long", "integer", "short", "byte", "double", "float", "half_float",
                      "scaled_float", "unsigned_long"})
 DATE = frozenset({"date", "date_nanos"})
@@ -246,7 +252,10 @@ def _bucket_agg(col: dict, where: str) -> dict:
         return {"date_histogram": {"field": f, "fixed_interval": "1s", "min_doc_count": 1,
                                    "time_zone": "UTC"}}
     if op == "terms":
-        return {"terms": {"field": f, "size": col["params"]["size"]}}
+        terms = {"field": f, "size": col["params"]["size"]}
+        if col["params"].get("missingBucket"):
+            terms["missing"] = MISSING
+        return {"terms": terms}
     raise UnsupportedLens(f"{where}: bucket operation {op!r} is not translated (extend kibana_panels)")
 
 
@@ -314,7 +323,9 @@ def metric_value(bucket: dict, col: dict, name: str):
 
 def rows(search: PanelSearch, answer: dict) -> list[dict]:
     """The answer as the table Lens would draw: one row per innermost bucket, with every bucket
-    column's key and every metric column's value (None: no value)."""
+    column's key and every metric column's value (None: no value). A terms column with
+    otherBucket on adds a row keyed OTHER when documents fell outside its top values (Lens
+    fetches that bucket with a second request; its metrics are left None here)."""
     layer, names = search.layer, search.names
     top = {**answer.get("aggregations", {}), "doc_count": answer["hits"]["total"]["value"]}
     out: list[dict] = []
@@ -325,8 +336,42 @@ def rows(search: PanelSearch, answer: dict) -> list[dict]:
                                       for m in layer.metrics}})
             return
         b = layer.buckets[depth]
-        for sub in bucket[names[b]]["buckets"]:
+        agg = bucket[names[b]]
+        for sub in agg["buckets"]:
             walk(sub, depth + 1, {**prefix, b: sub.get("key_as_string", sub["key"])})
+        if layer.columns[b]["params"].get("otherBucket") and agg.get("sum_other_doc_count", 0) > 0:
+            out.append({**prefix, b: OTHER, **{c: None for c in layer.buckets[depth + 1:]},
+                        **{m: None for m in layer.metrics}})
 
     walk(top, 0, {})
     return out
+
+
+# ---- values as Lens draws them ----------------------------------------------------------------
+
+def _number(value: float, decimals: int) -> str:
+    """numeral.js "0,0.[000]"-like: thousands separators, trailing zeros dropped."""
+    text = f"{value:,.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def display(col: dict, value) -> str:
+    """`value` of metric column `col` as the chart's axis or the table shows it: the column's
+    format (params.format) if it has one, else the data view's default number format."""
+    if value is None:
+        return "-"
+    fmt = col.get("params", {}).get("format")
+    if not fmt:
+        return _number(value, 3)
+    decimals = fmt.get("params", {}).get("decimals", 2)
+    if fmt["id"] == "percent":
+        return f"{value * 100:.{decimals}f}%"
+    if fmt["id"] == "bytes":  # 1024-based, as numeral's "b"
+        units = ["B", "KB", "MB", "GB", "TB", "PB"]
+        n, unit = float(value), 0
+        while abs(n) >= 1024 and unit < len(units) - 1:
+            n, unit = n / 1024, unit + 1
+        return f"{n:.{decimals}f}{units[unit]}" if unit else f"{int(n)}B"
+    if fmt["id"] == "number":
+        return _number(value, decimals)
+    raise UnsupportedLens(f"format {fmt['id']!r} is not translated (extend kibana_panels)")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -23,11 +24,13 @@ from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 
 import kibana_panels as kp
-from elastic_node import new_namespace, requests_stream, run_llmq
+from elastic_node import new_namespace, requests_stream, run_llmq, runtime_stream
 from llmq_e2e import LlmqServer, free_port
+from scale_out import NatsServer, ScaleOut
 from test_elastic import send_mix
 
 OBJECTS = kp.load_objects()
@@ -103,8 +106,9 @@ def mix_ns() -> str:
 
 @pytest.fixture(scope="module")
 def mix_server(elastic, mix_ns, tmp_path_factory, _prerequisites):
-    """A server that wrote send_mix's documents and a few runtime snapshots into `mix_ns`, then
-    stopped (which flushes them)."""
+    """A server that wrote send_mix's documents, 20 more refused requests (so more requests than
+    the slowest-requests table lists) and a few runtime snapshots into `mix_ns`, then stopped
+    (which flushes them)."""
     logs = tmp_path_factory.mktemp("kibana-mix")
     srv = LlmqServer(logs, dict(slots=1, queue_max=1, ctx_size=1024, elastic_url=elastic.url,
                                 elastic_namespace=mix_ns, spool_dir=logs / "spool",
@@ -112,6 +116,11 @@ def mix_server(elastic, mix_ns, tmp_path_factory, _prerequisites):
     try:
         srv.start()
         srv.expected = send_mix(srv)
+        with httpx.Client(timeout=30) as client:
+            for _ in range(20):
+                r = client.post(srv.req_url, json={"prompt": 5})  # 400: prompt not a string
+                assert r.status_code == 400, r.text
+                srv.expected[r.headers["x-request-id"]] = 400
         time.sleep(1.5)  # a few runtime snapshots
         assert srv.stop() == 0, srv.stderr_text(50)
         yield srv
@@ -211,7 +220,100 @@ def test_slowest_requests_table_top_row_is_the_slowest_request(elastic, mix_ns, 
     assert table[0][total] == pytest.approx(slowest["llmq"]["total_ms"])
     shown = [r[total] for r in table if r[total] is not None]
     assert shown == sorted(shown, reverse=True), table
-    assert len(table) <= layer.columns[rid]["params"]["size"]
+    # More requests than the table lists: exactly its top N, no row "Other" after them.
+    assert len({d["llmq"]["request_id"] for d in docs}) > layer.columns[rid]["params"]["size"]
+    assert len(table) == layer.columns[rid]["params"]["size"], table
+    assert kp.OTHER not in [r[rid] for r in table], table
+
+
+def test_resource_panels_read_in_percent_and_bytes(elastic, mix_ns, mix_server):
+    """What the CPU and memory panels draw from a real llmq's snapshots: "3.5%" and "412.3MB",
+    not 0.035 and 432345088."""
+    seen = {"percent": 0, "bytes": 0}
+    for vis in LENS:
+        for layer in kp.layers_of(vis, OBJECTS):
+            cols = {m: layer.columns[m] for m in layer.metrics
+                    if layer.columns[m].get("sourceField", "").endswith((".pct", "_bytes"))}
+            if not cols:
+                continue
+            _, table = run_panel(elastic, layer, mix_ns)
+            for m, col in cols.items():
+                shown = [kp.display(col, r[m]) for r in table if r[m] is not None]
+                assert shown, f"{layer.title}: {m} has no value"
+                if col["sourceField"].endswith(".pct"):
+                    seen["percent"] += 1
+                    for text in shown:
+                        assert re.fullmatch(r"\d{1,3}\.\d%", text), f"{layer.title}: {m} reads {text}"
+                else:
+                    seen["bytes"] += 1
+                    for text in shown:
+                        assert re.fullmatch(r"\d{1,4}\.\d[KMGT]B", text), f"{layer.title}: {m} reads {text}"
+    assert seen["percent"] >= 2 and seen["bytes"] >= 2, seen
+
+
+def worker_layer(lens_id: str) -> kp.Layer:
+    (vis,) = [o for o in LENS if o["id"] == lens_id]
+    (layer,) = kp.layers_of(vis, OBJECTS)
+    return layer
+
+
+@pytest.mark.slow
+def test_per_worker_panels_show_each_scale_out_worker(elastic, llmq_factory, tmp_path):
+    """Workers have no Elasticsearch: their heartbeats carry their CPU and memory, and the
+    gateway writes them. The per-worker panels then draw one series per worker process, in
+    percent and bytes; the gateway's own snapshots are not among them."""
+    ns = new_namespace("kbw")
+    nats = NatsServer(tmp_path).start()
+    try:
+        cluster = ScaleOut(llmq_factory, nats)
+        gateway = cluster.start_gateway("--elastic-url", elastic.url, "--elastic-namespace", ns,
+                                        "--spool-dir", str(tmp_path / "spool"),
+                                        "--snapshot-interval-ms", "500")
+        workers = [cluster.start_worker(), cluster.start_worker()]
+        r = httpx.post(gateway.req_url, json={"prompt": "Hello", "max_tokens": 8, "stream": False},
+                       timeout=120)
+        assert r.status_code == 200, r.text
+        pids = {str(w.proc.pid) for w in workers}
+
+        def loaded_workers() -> set[str]:
+            """The workers with a snapshot taken once their model was loaded (slots 2)."""
+            return {d["llmq"]["worker"].rsplit("/", 1)[1]
+                    for d in (h["_source"] for h in elastic.search_all(runtime_stream(ns)))
+                    if d["llmq"].get("worker") and d["llmq"]["slots"]["total"] == 2
+                    and "pct" in d["host"]["cpu"]}
+
+        deadline = time.monotonic() + 60  # a heartbeat every 2 s; a busy machine ships slowly
+        while loaded_workers() != pids and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert gateway.stop() == 0, gateway.stderr_text(50)
+    finally:
+        llmq_factory.stop_all()
+        nats.stop()
+
+    docs = [h["_source"] for h in elastic.search_all(runtime_stream(ns))]
+    per_worker = [d for d in docs if d["llmq"].get("worker")]
+    assert {d["llmq"]["worker"].rsplit("/", 1)[1] for d in per_worker} == pids, docs
+    for d in per_worker:  # a worker's: its resources and slots, not the queue the gateway sees
+        assert 0 <= d["process"]["cpu"]["pct"] <= 1 and d["process"]["memory"]["rss_bytes"] > 10**7, d
+        assert d["llmq"]["slots"]["total"] in (0, 2) and "queue" not in d["llmq"], d  # 0: loading
+        assert d["host"]["name"] and d["llmq"]["worker"].startswith(d["host"]["name"] + "/"), d
+    # Once its model is loaded, each worker reports its slots and its host's CPU use.
+    assert loaded_workers() == pids, \
+        sorted((d["llmq"]["worker"], d["@timestamp"], d["llmq"]["slots"]["total"], d["host"]["cpu"])
+               for d in per_worker)
+    assert any("queue" in d["llmq"] for d in docs if not d["llmq"].get("worker")), "gateway snapshots"
+
+    for lens_id, unit in (("llmq-lens-worker-cpu", r"\d{1,3}\.\d%"),
+                          ("llmq-lens-worker-memory", r"\d{1,4}\.\d[KMG]B")):
+        layer = worker_layer(lens_id)
+        _, table = run_panel(elastic, layer, ns)
+        (split,) = [c for c in layer.buckets if layer.columns[c]["operationType"] == "terms"]
+        (metric,) = layer.metrics
+        assert {r[split].rsplit("/", 1)[1] for r in table} == pids, (lens_id, table)
+        for row in table:
+            if row[metric] is not None:
+                text = kp.display(layer.columns[metric], row[metric])
+                assert re.fullmatch(unit, text), (lens_id, text)
 
 
 # ---- 3. `llmq kibana setup` against a stand-in Kibana -----------------------------------------

@@ -36,7 +36,7 @@ DOC_FIELDS: dict[str, frozenset[str]] = {
         "llmq.rejection_reason", "llmq.route",
     }),
     "metrics-llmq.runtime-*": frozenset({
-        "@timestamp", "service.name", "host.name", "llmq.queue.depth", "llmq.slots.busy",
+        "@timestamp", "service.name", "host.name", "llmq.worker", "llmq.queue.depth", "llmq.slots.busy",
         "llmq.slots.total", "llmq.latency.p50_ms", "llmq.latency.p95_ms", "llmq.latency.p99_ms",
         "llmq.tokens_per_s", "process.cpu.pct", "process.memory.rss_bytes", "host.cpu.pct",
         "host.memory.used_bytes",
@@ -256,3 +256,105 @@ def test_dashboard_covers_the_required_panels(objects, by_id):
     assert ids and ids[0]["operationType"] == "terms"
     order = cols[ids[0]["params"]["orderBy"]["columnId"]]
     assert order["sourceField"] == "llmq.total_ms" and ids[0]["params"]["orderDirection"] == "desc"
+
+
+# ---- what Kibana itself accepts and draws -------------------------------------------------------
+
+# The oldest Kibana llmq supports (`llmq kibana setup` refuses older ones) and, per type, the
+# newest migration version that Kibana knows: what an 8.8 export writes. An object at a newer
+# version is refused by 8.8's import ("newer than the current Kibana version").
+OLDEST_KIBANA = (8, 8, 0)
+NEWEST_MIGRATION_IN_OLDEST_KIBANA = {"index-pattern": (8, 0, 0), "lens": (8, 6, 0),
+                                     "dashboard": (8, 7, 0)}
+
+# The dashboard attributes Kibana's dashboard schema allows (8.9 and later refuse any other key):
+# {key: None, or the keys allowed inside it}.
+DASHBOARD_ATTRIBUTES = {
+    "title": None, "description": None,
+    "kibanaSavedObjectMeta": {"searchSourceJSON"},
+    "timeRestore": None, "timeFrom": None, "timeTo": None,
+    "refreshInterval": {"pause", "value", "display", "section"},
+    "controlGroupInput": {"panelsJSON", "controlStyle", "chainingSystem",
+                          "ignoreParentSettingsJSON", "showApplySelections"},
+    "panelsJSON": None, "optionsJSON": None,
+    "hits": None, "version": None,
+}
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in text.split("."))
+
+
+def test_migration_versions_are_ones_the_oldest_supported_kibana_knows(objects):
+    for o in objects:
+        assert version_tuple(o["coreMigrationVersion"]) <= OLDEST_KIBANA, o["id"]
+        newest = NEWEST_MIGRATION_IN_OLDEST_KIBANA[o["type"]]
+        assert version_tuple(o["typeMigrationVersion"]) <= newest, \
+            f"{o['id']}: typeMigrationVersion {o['typeMigrationVersion']} is newer than " \
+            f"Kibana {'.'.join(map(str, OLDEST_KIBANA))} knows for {o['type']} " \
+            f"({'.'.join(map(str, newest))})"
+
+
+def test_dashboard_attributes_are_ones_kibanas_schema_allows(objects):
+    attrs = dashboard_of(objects)["attributes"]
+    unknown = set(attrs) - set(DASHBOARD_ATTRIBUTES)
+    assert not unknown, f"Kibana 8.9+ refuses dashboards with attributes {sorted(unknown)}"
+    for key, inner in DASHBOARD_ATTRIBUTES.items():
+        if inner is not None and key in attrs:
+            assert set(attrs[key]) <= inner, f"{key}: {sorted(set(attrs[key]) - inner)}"
+    assert isinstance(attrs["title"], str) and isinstance(attrs["panelsJSON"], str)
+    assert isinstance(attrs["optionsJSON"], str)
+
+
+def metric_columns(objects, by_id):
+    for vis in dashboard_panels(objects, by_id):
+        for _title, layer in lens_layers(vis, by_id):
+            for col in layer["columns"].values():
+                if not col["isBucketed"]:
+                    yield vis, col
+
+
+def test_fractions_read_as_percent_and_byte_counts_as_bytes(objects, by_id):
+    """ECS *.pct fields are fractions (0.35 is 35 %) and *_bytes fields byte counts: without a
+    format Lens draws 0.35 and 1234567890."""
+    checked = 0
+    for vis, col in metric_columns(objects, by_id):
+        field = col.get("sourceField", "")
+        fmt = col.get("params", {}).get("format", {}).get("id")
+        if field.endswith(".pct"):
+            assert fmt == "percent", f"{vis['attributes']['title']}: {field} has format {fmt}"
+            checked += 1
+        elif field.endswith("_bytes"):
+            assert fmt == "bytes", f"{vis['attributes']['title']}: {field} has format {fmt}"
+            checked += 1
+        else:
+            assert fmt in (None, "number"), f"{vis['attributes']['title']}: {field} has format {fmt}"
+    assert checked >= 4
+
+
+def test_a_table_of_the_top_n_has_no_other_row(objects, by_id):
+    tables = [v for v in dashboard_panels(objects, by_id)
+              if v["attributes"]["visualizationType"] == "lnsDatatable"]
+    assert tables
+    for vis in tables:
+        for _title, layer in lens_layers(vis, by_id):
+            for col in layer["columns"].values():
+                if col["operationType"] == "terms":
+                    assert col["params"]["otherBucket"] is False, \
+                        f"{vis['attributes']['title']}: a row \"Other\" after the top " \
+                        f"{col['params']['size']}"
+
+
+def test_a_breakdown_sits_above_the_date_histogram(objects, by_id):
+    """Lens puts a breakdown (terms) added to a time chart above its date histogram, so the top
+    values are picked over the whole range; below it, each interval picks its own."""
+    split = 0
+    for vis in dashboard_panels(objects, by_id):
+        for _title, layer in lens_layers(vis, by_id):
+            ops = [layer["columns"][c]["operationType"] for c in layer["columnOrder"]]
+            if "terms" in ops and "date_histogram" in ops:
+                split += 1
+                last_terms = max(i for i, op in enumerate(ops) if op == "terms")
+                assert last_terms < ops.index("date_histogram"), \
+                    f"{vis['attributes']['title']}: columnOrder {layer['columnOrder']}"
+    assert split >= 3
