@@ -73,13 +73,16 @@ ResourceUse ResourceSampler::sample() {
   const double seconds = std::chrono::duration<double>(now - prev_at_).count();
   const ProcReading proc = read_proc();
   ResourceUse use;
-  const double cores = static_cast<double>(std::max(1u, std::thread::hardware_concurrency()));
-  if (auto cpu = rate(prev_.cpu_seconds, proc.cpu_seconds, seconds)) use.process_cpu_pct = *cpu / cores;
-  const auto busy = rate(prev_.host_busy_jiffies, proc.host_busy_jiffies, 1);
-  const auto total = rate(prev_.host_total_jiffies, proc.host_total_jiffies, 1);
-  if (busy && total && *total > 0) use.host_cpu_pct = *busy / *total;
   if (proc.rss_bytes) use.process_rss_bytes = std::llround(*proc.rss_bytes);
   if (proc.host_memory_used_bytes) use.host_memory_used_bytes = std::llround(*proc.host_memory_used_bytes);
+  if (seconds < kMinCpuSpanSeconds) return use;  // the next sample measures from prev_ still
+
+  const double cores = static_cast<double>(std::max(1u, std::thread::hardware_concurrency()));
+  if (auto cpu = rate(prev_.cpu_seconds, proc.cpu_seconds, seconds))
+    use.process_cpu_pct = std::clamp(*cpu / cores, 0.0, 1.0);  // a tick of rounding past 100 %
+  const auto busy = rate(prev_.host_busy_jiffies, proc.host_busy_jiffies, 1);
+  const auto total = rate(prev_.host_total_jiffies, proc.host_total_jiffies, 1);
+  if (busy && total && *total > 0) use.host_cpu_pct = std::clamp(*busy / *total, 0.0, 1.0);
   prev_at_ = now;
   prev_ = proc;
   return use;

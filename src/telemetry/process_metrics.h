@@ -31,6 +31,11 @@ ProcReading read_proc();
 // thread-safe: one sampling thread.
 class ResourceSampler {
  public:
+  // The kernel counts CPU time in ticks of 10 ms, so over a short span a share is mostly
+  // rounding (one tick in 2 ms would read 500 %). A sample sooner than this after the one its
+  // CPU shares start from has memory only, and the next sample's shares start there still.
+  static constexpr double kMinCpuSpanSeconds = 0.5;
+
   ResourceSampler();  // the first reading: the first sample's rates start here
   ResourceUse sample();
 

@@ -294,7 +294,9 @@ def test_per_worker_panels_show_each_scale_out_worker(elastic, llmq_factory, tmp
     per_worker = [d for d in docs if d["llmq"].get("worker")]
     assert {d["llmq"]["worker"].rsplit("/", 1)[1] for d in per_worker} == pids, docs
     for d in per_worker:  # a worker's: its resources and slots, not the queue the gateway sees
-        assert 0 <= d["process"]["cpu"]["pct"] <= 1 and d["process"]["memory"]["rss_bytes"] > 10**7, d
+        # CPU shares over 0.5 s at least: none on a worker's first heartbeat, at its start.
+        assert 0 <= d["process"]["cpu"].get("pct", 0) <= 1, d
+        assert d["process"]["memory"]["rss_bytes"] > 10**7, d
         assert d["llmq"]["slots"]["total"] in (0, 2) and "queue" not in d["llmq"], d  # 0: loading
         assert d["host"]["name"] and d["llmq"]["worker"].startswith(d["host"]["name"] + "/"), d
     # Once its model is loaded, each worker reports its slots and its host's CPU use.
