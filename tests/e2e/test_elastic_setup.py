@@ -5,15 +5,14 @@ streams), serve --elastic-setup, replaying a spool exactly once, and one process
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 
 from elastic_node import (TEMPLATES, elastic_setup, new_namespace, requests_stream, run_llmq,
                           runtime_stream)
 from llmq_e2e import free_port
+from stand_in_http import Recorded, StandInServer
 from test_elastic import send_mix
 
 
@@ -237,43 +236,18 @@ def test_one_process_per_spool_directory(llmq_factory, tmp_path):
     assert r.returncode == 1 and "in use by another llmq process" in r.stderr, r.stderr
 
 
-class StandInElastic:
+class StandInElastic(StandInServer):
     """Answers like a default Elasticsearch distribution's GET /, PUT _index_template/<name>,
     PUT _data_stream/<name> (which the suite's integ-test node lacks) and PUT <stream>/_mapping,
-    recording each (method, path, body). `forbid_streams`: PUT _data_stream answers 403."""
+    recording each request. `forbid_streams`: PUT _data_stream answers 403."""
 
     def __init__(self, forbid_streams: bool = False):
         self.forbid_streams = forbid_streams
         self.streams: set[str] = set()
-        self.requests: list[tuple[str, str, bytes]] = []
-        stand_in = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _any(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                stand_in.requests.append((self.command, self.path, body))
-                status, answer = stand_in.answer(self.command, self.path)
-                data = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_PUT = do_POST = do_DELETE = _any
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def answer(self, method: str, path: str) -> tuple[int, dict]:
+    def answer(self, req: Recorded) -> tuple[int, dict]:
+        method, path = req.method, req.path
         if method == "GET" and path == "/":
             return 200, {"version": {"number": "9.1.0"}}
         if method == "PUT" and path.startswith("/_index_template/"):
@@ -293,10 +267,6 @@ class StandInElastic:
             return 200, {"acknowledged": True}
         return 404, {"error": {"type": "not_found"}, "status": 404}
 
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
 
 def test_setup_uses_the_data_stream_api_where_elasticsearch_has_it():
     """The suite's node lacks PUT _data_stream (its creation goes through a placeholder write);
@@ -307,12 +277,12 @@ def test_setup_uses_the_data_stream_api_where_elasticsearch_has_it():
         assert r.returncode == 0, r.stderr
         assert es.streams == {"logs-llmq.requests-prod", "metrics-llmq.runtime-prod"}
         assert r.stdout.count(" created") == 2, r.stdout
-        assert not [q for q in es.requests if "_create" in q[1] or q[0] == "DELETE"], es.requests
+        assert not [q for q in es.requests if "_create" in q.path or q.method == "DELETE"], es.requests
         es.requests.clear()
         r = elastic_setup(es.url, "--elastic-namespace", "prod")
         assert r.returncode == 0, r.stderr
-        mappings = {p[1:-len("/_mapping")]: json.loads(b) for m, p, b in es.requests
-                    if p.endswith("/_mapping")}
+        mappings = {q.path[1:-len("/_mapping")]: json.loads(q.body) for q in es.requests
+                    if q.path.endswith("/_mapping")}
         for name, path in TEMPLATES.items():
             assert mappings[f"{name}-prod"] == json.loads(path.read_text())["template"]["mappings"]
     finally:
